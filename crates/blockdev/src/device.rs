@@ -1,0 +1,179 @@
+//! The positional read and write traits.
+
+use std::fs::File;
+use std::io::{self, ErrorKind};
+
+/// A device that can be read at any position through a shared reference.
+///
+/// ```
+/// use blockdev::ReadAt;
+///
+/// let dev: &[u8] = b"hello world";
+/// let mut buf = [0u8; 5];
+/// dev.read_exact_at(6, &mut buf)?;
+/// assert_eq!(&buf, b"world");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait ReadAt {
+    /// Reads up to `buf.len()` bytes at `pos`, returning how many were read.
+    ///
+    /// Zero means `pos` is at or past the end of the device (or `buf` is empty).
+    ///
+    /// # Errors
+    /// The device's I/O error.
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// The current size of the device in bytes.
+    ///
+    /// # Errors
+    /// The device's I/O error.
+    fn size(&self) -> io::Result<u64>;
+
+    /// Fills all of `buf` from `pos`, retrying short reads and `EINTR`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnexpectedEof`] when the device ends before `buf` is full,
+    /// or the device's I/O error.
+    fn read_exact_at(&self, mut pos: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(pos, buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!(
+                            "device ends before position {pos}, {} bytes short",
+                            buf.len()
+                        ),
+                    ));
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    pos += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The file behind this device, when it is a plain file.
+    ///
+    /// `copy_range` uses it to copy inside the kernel. Wrappers that must see
+    /// every byte (fault injection, encryption) keep the default `None`.
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
+
+/// A device that can be written at any position through a shared reference.
+///
+/// ```
+/// use blockdev::{MemDevice, ReadAt, WriteAt};
+///
+/// let dev = MemDevice::new();
+/// dev.write_all_at(0, b"abc")?;
+/// dev.set_len(2)?;
+/// assert_eq!(dev.to_vec(), b"ab");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait WriteAt {
+    /// Writes up to `buf.len()` bytes at `pos`, returning how many were written.
+    ///
+    /// # Errors
+    /// The device's I/O error.
+    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize>;
+
+    /// Sets the size of the device, cutting or zero-extending it.
+    ///
+    /// # Errors
+    /// The device's I/O error.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Makes written data durable (`fdatasync` for files).
+    ///
+    /// # Errors
+    /// The device's I/O error.
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Writes all of `buf` at `pos`, retrying short writes and `EINTR`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::WriteZero`] when the device accepts no more bytes, or the
+    /// device's I/O error.
+    fn write_all_at(&self, mut pos: u64, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_at(pos, buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::WriteZero,
+                        format!(
+                            "device accepted no bytes at position {pos}, {} bytes left",
+                            buf.len()
+                        ),
+                    ));
+                }
+                Ok(n) => {
+                    buf = &buf[n..];
+                    pos += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The file behind this device, when it is a plain file (see [`ReadAt::as_file`]).
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
+}
+
+macro_rules! forward {
+    ($($wrapper:ty),*) => {$(
+        impl<D: ReadAt + ?Sized> ReadAt for $wrapper {
+            #[inline]
+            fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+                (**self).read_at(pos, buf)
+            }
+            #[inline]
+            fn size(&self) -> io::Result<u64> {
+                (**self).size()
+            }
+            #[inline]
+            fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+                (**self).read_exact_at(pos, buf)
+            }
+            #[inline]
+            fn as_file(&self) -> Option<&File> {
+                ReadAt::as_file(&**self)
+            }
+        }
+
+        impl<D: WriteAt + ?Sized> WriteAt for $wrapper {
+            #[inline]
+            fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+                (**self).write_at(pos, buf)
+            }
+            #[inline]
+            fn set_len(&self, len: u64) -> io::Result<()> {
+                (**self).set_len(len)
+            }
+            #[inline]
+            fn sync_data(&self) -> io::Result<()> {
+                (**self).sync_data()
+            }
+            #[inline]
+            fn write_all_at(&self, pos: u64, buf: &[u8]) -> io::Result<()> {
+                (**self).write_all_at(pos, buf)
+            }
+            #[inline]
+            fn as_file(&self) -> Option<&File> {
+                WriteAt::as_file(&**self)
+            }
+        }
+    )*};
+}
+
+forward!(&D, Box<D>, std::sync::Arc<D>);

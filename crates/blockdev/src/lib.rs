@@ -1,0 +1,25 @@
+//! Positional I/O through `&self`, over files and memory.
+//!
+//! [`ReadAt`] and [`WriteAt`] read and write at an absolute position without a
+//! shared cursor, like `pread`/`pwrite`, so one device can serve many threads
+//! at once.
+//!
+//! ```
+//! use blockdev::{MemDevice, ReadAt, WriteAt};
+//!
+//! let dev = MemDevice::new();
+//! dev.write_all_at(4, b"data")?;
+//! let mut buf = [0u8; 4];
+//! dev.read_exact_at(4, &mut buf)?;
+//! assert_eq!(&buf, b"data");
+//! assert_eq!(dev.size()?, 8);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod device;
+mod file;
+mod mem;
+
+pub use device::{ReadAt, WriteAt};
+pub use mem::MemDevice;

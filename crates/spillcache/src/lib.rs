@@ -1,0 +1,1 @@
+//! A secure spill cache over one anonymous file (work in progress).

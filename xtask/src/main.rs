@@ -1,0 +1,3 @@
+//! Project tasks: `cargo xtask bench`, `cargo xtask fuzz`.
+
+fn main() {}
