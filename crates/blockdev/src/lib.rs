@@ -17,9 +17,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod anon;
+mod context;
 mod device;
 mod file;
 mod mem;
 
+pub use anon::anonymous_file;
+#[doc(hidden)]
+pub use anon::{AnonymousMethod, anonymous_file_with};
 pub use device::{ReadAt, WriteAt};
 pub use mem::MemDevice;
