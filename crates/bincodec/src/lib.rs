@@ -25,8 +25,10 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+pub mod fuzz;
 mod sink;
 mod source;
+pub mod varint;
 
 pub use error::OutOfBounds;
 pub use sink::{ByteSink, ByteSinkExt};

@@ -1,0 +1,677 @@
+//! Fuzz checks: plain functions that take arbitrary bytes and panic when a
+//! getter, setter or varint codec disagrees with an independent model.
+//!
+//! The cargo-fuzz targets in `fuzz/` only call these functions, and the
+//! crate's ordinary tests call them with random inputs too, so a fuzz
+//! finding is one `#[test]` away from a regression test.
+//!
+//! ```
+//! bincodec::fuzz::getters(b"\x01\x02\x03\x04\x05\x06\x07\x08\x09");
+//! bincodec::fuzz::setters(b"any bytes at all");
+//! bincodec::fuzz::varints(&[0xe5, 0x8e, 0x26]);
+//! ```
+
+use core::fmt::Debug;
+
+use crate::varint::{
+    EncodedVarint, MAX_VARINT_LEN, ReadVarintError, VarintError, decode_git_offset,
+    decode_git_offset_at, decode_sleb128, decode_sleb128_at, decode_uleb128, decode_uleb128_at,
+    encode_git_offset, encode_sleb128, encode_uleb128,
+};
+use crate::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
+
+/// How far into the input the getters and setters are tried at every
+/// position; past that only the tail and chosen far positions are tried.
+const EXHAUSTIVE_POSITIONS: usize = 300;
+
+/// The setters work on a stack copy of at most this many input bytes.
+const SINK_CAPACITY: usize = 256;
+
+/// Calls `check` with every position worth trying for input of `len` bytes:
+/// all positions near the start, all near the end (`len - 17 ..= len + 1`,
+/// which covers `size - width` and `size - width + 1` for every width),
+/// positions read from the input, and positions near `u64::MAX` where
+/// `pos + width` overflows.
+fn for_each_position(data: &[u8], mut check: impl FnMut(u64)) {
+    let len = data.len() as u64;
+    for pos in 0..=len.min(EXHAUSTIVE_POSITIONS as u64) {
+        check(pos);
+    }
+    for pos in len.saturating_sub(17)..=len + 1 {
+        check(pos);
+    }
+    let mut head = [0u8; 8];
+    for (slot, byte) in head.iter_mut().zip(data) {
+        *slot = *byte;
+    }
+    let far = [
+        u64::from_le_bytes(head),
+        u64::from_be_bytes(head),
+        u64::from_le_bytes(head) % (len + 1),
+        u64::MAX,
+        u64::MAX - 1,
+        u64::MAX - 15,
+        1 << 63,
+        u64::from(u32::MAX) + 1,
+        usize::MAX as u64,
+    ];
+    for pos in far {
+        check(pos);
+    }
+}
+
+/// The `W` bytes at `pos` of `data`, or `None` when they are not all there.
+/// Deliberately computed without [`OutOfBounds::check`], which it checks.
+fn window<const W: usize>(data: &[u8], pos: u64) -> Option<[u8; W]> {
+    let start = usize::try_from(pos).ok()?;
+    let bytes = data.get(start..start.checked_add(W)?)?;
+    bytes.try_into().ok()
+}
+
+/// Asserts that a getter returned `expected`, or exactly the out-of-bounds
+/// error for `width` bytes at `pos` when `expected` is `None`.
+#[track_caller]
+fn assert_read<T: PartialEq + Debug>(
+    what: &str,
+    got: Result<T, OutOfBounds>,
+    expected: Option<T>,
+    pos: u64,
+    width: usize,
+    size: usize,
+) {
+    let expected = expected.ok_or(OutOfBounds {
+        pos,
+        len: width as u64,
+        size: size as u64,
+    });
+    assert_eq!(got, expected, "{what} at {pos} of a {size}-byte source");
+}
+
+/// Runs every getter at `pos` of `src`, whose bytes are `data`.
+fn check_getters_at<S: ByteSource<Error = OutOfBounds> + ?Sized>(src: &S, data: &[u8], pos: u64) {
+    let size = data.len();
+    assert_read(
+        "get_u8",
+        src.get_u8(pos),
+        window::<1>(data, pos).map(|b| b[0]),
+        pos,
+        1,
+        size,
+    );
+    assert_read(
+        "get_i8",
+        src.get_i8(pos),
+        window::<1>(data, pos).map(i8::from_le_bytes),
+        pos,
+        1,
+        size,
+    );
+    macro_rules! check_widths {
+        ($($ty:ident: $le:ident, $be:ident, $ne:ident;)*) => {$(
+            {
+                const W: usize = size_of::<$ty>();
+                let bytes = window::<W>(data, pos);
+                assert_read(stringify!($le), src.$le(pos), bytes.map($ty::from_le_bytes), pos, W, size);
+                assert_read(stringify!($be), src.$be(pos), bytes.map($ty::from_be_bytes), pos, W, size);
+                assert_read(stringify!($ne), src.$ne(pos), bytes.map($ty::from_ne_bytes), pos, W, size);
+            }
+        )*};
+    }
+    check_widths! {
+        u16: get_u16_le, get_u16_be, get_u16_ne;
+        i16: get_i16_le, get_i16_be, get_i16_ne;
+        u32: get_u32_le, get_u32_be, get_u32_ne;
+        i32: get_i32_le, get_i32_be, get_i32_ne;
+        u64: get_u64_le, get_u64_be, get_u64_ne;
+        i64: get_i64_le, get_i64_be, get_i64_ne;
+        u128: get_u128_le, get_u128_be, get_u128_ne;
+        i128: get_i128_le, get_i128_be, get_i128_ne;
+    }
+    assert_read(
+        "get_array::<0>",
+        src.get_array::<0>(pos),
+        window::<0>(data, pos),
+        pos,
+        0,
+        size,
+    );
+    assert_read(
+        "get_array::<3>",
+        src.get_array::<3>(pos),
+        window::<3>(data, pos),
+        pos,
+        3,
+        size,
+    );
+    assert_read(
+        "get_array::<33>",
+        src.get_array::<33>(pos),
+        window::<33>(data, pos),
+        pos,
+        33,
+        size,
+    );
+
+    // Byte ranges of several lengths into a caller buffer.
+    let mut buf = [0u8; 64];
+    for len in [0, 1, 7, 64] {
+        let out = &mut buf[..len];
+        let got = src.read_bytes_at(pos, out).map(|()| &*out);
+        let expected = usize::try_from(pos)
+            .ok()
+            .and_then(|start| data.get(start..start.checked_add(len)?));
+        assert_read("read_bytes_at", got, expected, pos, len, size);
+    }
+}
+
+/// Checks [`OutOfBounds::check`] against wide arithmetic for every 24-byte
+/// chunk of `data` read as `(pos, len, size)`.
+fn check_bounds(data: &[u8]) {
+    for chunk in data.chunks_exact(24) {
+        let word = |i: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&chunk[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        let (pos, len, size) = (word(0), word(1) as usize, word(2) as usize);
+        let fits = u128::from(pos) + len as u128 <= size as u128;
+        let expected = if fits {
+            Ok((pos as usize, pos as usize + len))
+        } else {
+            Err(OutOfBounds {
+                pos,
+                len: len as u64,
+                size: size as u64,
+            })
+        };
+        assert_eq!(OutOfBounds::check(pos, len, size), expected);
+    }
+}
+
+/// Checks every getter (all widths, all byte orders, arrays and byte ranges)
+/// at many positions of `data`, through a slice, a reference, a trait
+/// object and an array, against `from_le_bytes`/`from_be_bytes`/
+/// `from_ne_bytes` on the slice, or the exact [`OutOfBounds`] error when
+/// out of range. Also checks [`OutOfBounds::check`] itself.
+///
+/// # Panics
+/// When any getter disagrees with the model: that is a bug to report.
+///
+/// ```
+/// bincodec::fuzz::getters(&[]);
+/// bincodec::fuzz::getters(&[0xff; 40]);
+/// ```
+pub fn getters(data: &[u8]) {
+    let as_ref: &&[u8] = &data;
+    let as_dyn: &dyn ByteSource<Error = OutOfBounds> = &data;
+    for_each_position(data, |pos| {
+        check_getters_at(data, data, pos);
+        check_getters_at(as_ref, data, pos);
+        check_getters_at(as_dyn, data, pos);
+    });
+    if let Some(prefix) = window::<8>(data, 0) {
+        for_each_position(&prefix, |pos| check_getters_at(&prefix, &prefix, pos));
+    }
+    check_bounds(data);
+}
+
+/// Checks a setter's effect on `sink`, which held `before`: either exactly
+/// `encoded` written at `pos` and nothing else touched, or the exact
+/// out-of-bounds error and nothing touched at all.
+#[track_caller]
+fn assert_written(
+    what: &str,
+    result: Result<(), OutOfBounds>,
+    sink: &[u8],
+    before: &[u8],
+    pos: u64,
+    encoded: &[u8],
+) {
+    let size = before.len();
+    let start = usize::try_from(pos).ok().filter(|start| {
+        start
+            .checked_add(encoded.len())
+            .is_some_and(|end| end <= size)
+    });
+    match start {
+        Some(start) => {
+            assert_eq!(result, Ok(()), "{what} at {pos} of a {size}-byte sink");
+            let end = start + encoded.len();
+            assert_eq!(
+                &sink[start..end],
+                encoded,
+                "{what} wrote wrong bytes at {pos}"
+            );
+            assert_eq!(
+                &sink[..start],
+                &before[..start],
+                "{what} at {pos} touched bytes before"
+            );
+            assert_eq!(
+                &sink[end..],
+                &before[end..],
+                "{what} at {pos} touched bytes after"
+            );
+        }
+        None => {
+            let error = OutOfBounds {
+                pos,
+                len: encoded.len() as u64,
+                size: size as u64,
+            };
+            assert_eq!(result, Err(error), "{what} at {pos} of a {size}-byte sink");
+            assert_eq!(sink, before, "{what} at {pos} wrote although out of bounds");
+        }
+    }
+}
+
+/// Runs every setter at `pos` of `sink` (holding `before`), writing values
+/// made from `pattern`, and reads each value back; restores `sink` after.
+fn check_setters_at<S: ByteSink<Error = OutOfBounds> + ?Sized>(
+    sink: &mut S,
+    view: impl Fn(&S) -> &[u8],
+    before: &[u8],
+    pos: u64,
+    pattern: [u8; 16],
+) {
+    let [first, ..] = pattern;
+    let result = sink.set_u8(pos, first);
+    assert_written("set_u8", result, view(sink), before, pos, &[first]);
+    sink.write_bytes_at(0, before).expect("restoring the sink");
+    let result = sink.set_i8(pos, first as i8);
+    assert_written("set_i8", result, view(sink), before, pos, &[first]);
+    sink.write_bytes_at(0, before).expect("restoring the sink");
+
+    macro_rules! check_widths {
+        ($($ty:ident: $le:ident, $be:ident, $ne:ident;)*) => {$(
+            {
+                const W: usize = size_of::<$ty>();
+                let mut bytes = [0u8; W];
+                bytes.copy_from_slice(&pattern[..W]);
+                let value = $ty::from_le_bytes(bytes);
+                let result = sink.$le(pos, value);
+                assert_written(stringify!($le), result, view(sink), before, pos, &value.to_le_bytes());
+                sink.write_bytes_at(0, before).expect("restoring the sink");
+                let result = sink.$be(pos, value);
+                assert_written(stringify!($be), result, view(sink), before, pos, &value.to_be_bytes());
+                sink.write_bytes_at(0, before).expect("restoring the sink");
+                let result = sink.$ne(pos, value);
+                assert_written(stringify!($ne), result, view(sink), before, pos, &value.to_ne_bytes());
+                sink.write_bytes_at(0, before).expect("restoring the sink");
+            }
+        )*};
+    }
+    check_widths! {
+        u16: set_u16_le, set_u16_be, set_u16_ne;
+        i16: set_i16_le, set_i16_be, set_i16_ne;
+        u32: set_u32_le, set_u32_be, set_u32_ne;
+        i32: set_i32_le, set_i32_be, set_i32_ne;
+        u64: set_u64_le, set_u64_be, set_u64_ne;
+        i64: set_i64_le, set_i64_be, set_i64_ne;
+        u128: set_u128_le, set_u128_be, set_u128_ne;
+        i128: set_i128_le, set_i128_be, set_i128_ne;
+    }
+
+    let range = &pattern[..pattern.len().min(usize::from(first % 17))];
+    let result = sink.write_bytes_at(pos, range);
+    assert_written("write_bytes_at", result, view(sink), before, pos, range);
+    sink.write_bytes_at(0, before).expect("restoring the sink");
+}
+
+/// Checks every setter (all widths, all byte orders, byte ranges) at many
+/// positions of a copy of `data` (its first 256 bytes), through a slice,
+/// `&mut` and a trait object: each writes exactly `to_le_bytes`/
+/// `to_be_bytes`/`to_ne_bytes` of the value and touches nothing else, or
+/// returns the exact [`OutOfBounds`] error and writes nothing.
+///
+/// # Panics
+/// When any setter disagrees with the model: that is a bug to report.
+///
+/// ```
+/// bincodec::fuzz::setters(&[]);
+/// bincodec::fuzz::setters(&[7; 33]);
+/// ```
+pub fn setters(data: &[u8]) {
+    let len = data.len().min(SINK_CAPACITY);
+    let before = &data[..len];
+    let mut storage = [0u8; SINK_CAPACITY];
+    let sink = &mut storage[..len];
+    sink.copy_from_slice(before);
+
+    // Values to write come from the input, cycled to 16 bytes.
+    let mut pattern = [0xa5u8; 16];
+    for (slot, byte) in pattern.iter_mut().zip(data.iter().rev().cycle()) {
+        *slot = *byte;
+    }
+
+    for_each_position(before, |pos| {
+        check_setters_at(sink, |s| s, before, pos, pattern);
+        let mut as_mut: &mut [u8] = sink;
+        check_setters_at(&mut as_mut, |s| s, before, pos, pattern);
+        // A trait object cannot be viewed as bytes, so one setter through it
+        // is checked by looking at the sink behind it.
+        let mut sink_ref: &mut [u8] = sink;
+        let as_dyn: &mut dyn ByteSink<Error = OutOfBounds> = &mut sink_ref;
+        let result = as_dyn.set_u32_be(pos, 0x0102_0304);
+        assert_written("dyn set_u32_be", result, sink, before, pos, &[1, 2, 3, 4]);
+        sink.copy_from_slice(before);
+        pattern.rotate_left(1);
+    });
+}
+
+/// One varint kind as the checks see it: its decoders, an independent model
+/// of its decoder, and its encoder.
+trait Codec {
+    type Value: Copy + PartialEq + Debug;
+
+    fn decode(bytes: &[u8]) -> Result<(Self::Value, usize), VarintError>;
+
+    fn decode_at<S: ByteSource + ?Sized>(
+        src: &S,
+        pos: u64,
+    ) -> Result<(Self::Value, usize), ReadVarintError<S::Error>>;
+
+    /// The decoder's behaviour, written from the format's definition in
+    /// 128-bit arithmetic, independently of the decoder under test.
+    fn model(bytes: &[u8]) -> Result<(Self::Value, usize), VarintError>;
+
+    fn encode(value: Self::Value) -> EncodedVarint;
+}
+
+struct Uleb128;
+
+impl Codec for Uleb128 {
+    type Value = u64;
+
+    fn decode(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+        decode_uleb128(bytes)
+    }
+
+    fn decode_at<S: ByteSource + ?Sized>(
+        src: &S,
+        pos: u64,
+    ) -> Result<(u64, usize), ReadVarintError<S::Error>> {
+        decode_uleb128_at(src, pos)
+    }
+
+    fn model(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+        let mut value = 0u128;
+        for (i, &byte) in bytes.iter().enumerate().take(MAX_VARINT_LEN) {
+            value |= u128::from(byte & 0x7f) << (7 * i);
+            let more = byte & 0x80 != 0;
+            if value > u128::from(u64::MAX) || (more && i == MAX_VARINT_LEN - 1) {
+                return Err(VarintError::Overflow { len: i + 1 });
+            }
+            if !more {
+                return Ok((value as u64, i + 1));
+            }
+        }
+        Err(VarintError::Truncated { len: bytes.len() })
+    }
+
+    fn encode(value: u64) -> EncodedVarint {
+        encode_uleb128(value)
+    }
+}
+
+struct Sleb128;
+
+impl Codec for Sleb128 {
+    type Value = i64;
+
+    fn decode(bytes: &[u8]) -> Result<(i64, usize), VarintError> {
+        decode_sleb128(bytes)
+    }
+
+    fn decode_at<S: ByteSource + ?Sized>(
+        src: &S,
+        pos: u64,
+    ) -> Result<(i64, usize), ReadVarintError<S::Error>> {
+        decode_sleb128_at(src, pos)
+    }
+
+    fn model(bytes: &[u8]) -> Result<(i64, usize), VarintError> {
+        let mut bits = 0u128;
+        for (i, &byte) in bytes.iter().enumerate().take(MAX_VARINT_LEN) {
+            bits |= u128::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                let width = 7 * (i as u32 + 1);
+                let value = ((bits << (128 - width)) as i128) >> (128 - width);
+                return i64::try_from(value)
+                    .map(|value| (value, i + 1))
+                    .map_err(|_| VarintError::Overflow { len: i + 1 });
+            }
+        }
+        if bytes.len() >= MAX_VARINT_LEN {
+            Err(VarintError::Overflow {
+                len: MAX_VARINT_LEN,
+            })
+        } else {
+            Err(VarintError::Truncated { len: bytes.len() })
+        }
+    }
+
+    fn encode(value: i64) -> EncodedVarint {
+        encode_sleb128(value)
+    }
+}
+
+struct GitOffset;
+
+impl Codec for GitOffset {
+    type Value = u64;
+
+    fn decode(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+        decode_git_offset(bytes)
+    }
+
+    fn decode_at<S: ByteSource + ?Sized>(
+        src: &S,
+        pos: u64,
+    ) -> Result<(u64, usize), ReadVarintError<S::Error>> {
+        decode_git_offset_at(src, pos)
+    }
+
+    /// Overflow is certain once a continuation byte leaves a value whose
+    /// smallest successor, `(value + 1) << 7`, exceeds `u64::MAX`.
+    fn model(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+        let mut value = 0u128;
+        for (i, &byte) in bytes.iter().enumerate() {
+            value = if i == 0 {
+                u128::from(byte & 0x7f)
+            } else {
+                ((value + 1) << 7) | u128::from(byte & 0x7f)
+            };
+            if byte & 0x80 == 0 {
+                return Ok((value as u64, i + 1));
+            }
+            if (value + 1) << 7 > u128::from(u64::MAX) {
+                return Err(VarintError::Overflow { len: i + 1 });
+            }
+        }
+        Err(VarintError::Truncated { len: bytes.len() })
+    }
+
+    fn encode(value: u64) -> EncodedVarint {
+        encode_git_offset(value)
+    }
+}
+
+/// A source holding `bytes` at the very end of the `u64` position space,
+/// so that a varint running past it hits the end of positions, not of data.
+struct AtEndOfPositions<'a> {
+    bytes: &'a [u8],
+}
+
+impl AtEndOfPositions<'_> {
+    /// Where the first byte lives; `bytes` must not be empty.
+    fn first_pos(&self) -> u64 {
+        u64::MAX - (self.bytes.len() as u64 - 1)
+    }
+}
+
+impl ByteSource for AtEndOfPositions<'_> {
+    type Error = OutOfBounds;
+
+    fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        let offset = pos.wrapping_sub(self.first_pos());
+        self.bytes.read_bytes_at(offset, buf)
+    }
+}
+
+/// The checks every varint decoder gets, at every start position in `data`:
+/// agreement with its model; its `ByteSource` form agreeing with its slice
+/// form (also where the varint runs into the end of the `u64` positions);
+/// and the canonical re-encoding decoding to the same value in no more
+/// bytes (the very same bytes when it is as long).
+fn check_decoder<C: Codec>(data: &[u8]) {
+    for start in 0..=data.len() {
+        let tail = &data[start..];
+        let decoded = C::decode(tail);
+        assert_eq!(
+            decoded,
+            C::model(tail),
+            "decoder disagrees with model on {tail:02x?}"
+        );
+
+        // Running off the end of a slice source is its out-of-bounds error.
+        let expected_at = decoded.map_err(|error| match error {
+            VarintError::Truncated { len } => ReadVarintError::Source(OutOfBounds {
+                pos: (start + len) as u64,
+                len: 1,
+                size: data.len() as u64,
+            }),
+            overflow => ReadVarintError::Varint(overflow),
+        });
+        assert_eq!(
+            C::decode_at(data, start as u64),
+            expected_at,
+            "decoding at {start}"
+        );
+
+        // Running off the end of positions is truncation.
+        if !tail.is_empty() {
+            let at_end = AtEndOfPositions { bytes: data };
+            let pos = at_end.first_pos() + start as u64;
+            assert_eq!(
+                C::decode_at(&at_end, pos),
+                decoded.map_err(ReadVarintError::Varint),
+                "decoding at the end of positions"
+            );
+        }
+
+        if let Ok((value, len)) = decoded {
+            assert!((1..=MAX_VARINT_LEN).contains(&len));
+            let canonical = C::encode(value);
+            assert!(
+                canonical.len() <= len,
+                "canonical encoding longer than input"
+            );
+            assert_eq!(C::decode(&canonical), Ok((value, canonical.len())));
+            if canonical.len() == len {
+                assert_eq!(&canonical[..], &tail[..len]);
+            }
+        }
+    }
+    let expected = OutOfBounds {
+        pos: u64::MAX,
+        len: 1,
+        size: data.len() as u64,
+    };
+    assert_eq!(
+        C::decode_at(data, u64::MAX),
+        Err(ReadVarintError::Source(expected))
+    );
+}
+
+/// The 8-byte words of `data`, read little-endian, as values to encode.
+fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    data.chunks_exact(8).map(|chunk| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        u64::from_le_bytes(bytes)
+    })
+}
+
+/// Checks [`decode_uleb128`] and [`decode_uleb128_at`] at every start
+/// position of `data` against a 128-bit model, and that the canonical
+/// re-encoding decodes to the same value; and that every 8-byte word of
+/// `data` round-trips through [`encode_uleb128`] in the fewest bytes.
+///
+/// # Panics
+/// When decoder, model and encoder disagree: that is a bug to report.
+///
+/// ```
+/// bincodec::fuzz::uleb128(&[0x80, 0x80, 0x01, 0xff]);
+/// ```
+pub fn uleb128(data: &[u8]) {
+    check_decoder::<Uleb128>(data);
+    for value in words(data) {
+        let encoded = encode_uleb128(value);
+        let significant_bits = 64 - value.leading_zeros() as usize;
+        assert_eq!(encoded.len(), significant_bits.div_ceil(7).max(1));
+        assert_eq!(decode_uleb128(&encoded), Ok((value, encoded.len())));
+    }
+}
+
+/// Checks [`decode_sleb128`] and [`decode_sleb128_at`] like [`uleb128`]
+/// checks the unsigned decoder, and round-trips every 8-byte word of `data`
+/// through [`encode_sleb128`] in the fewest bytes.
+///
+/// # Panics
+/// When decoder, model and encoder disagree: that is a bug to report.
+///
+/// ```
+/// bincodec::fuzz::sleb128(&[0xff, 0x7f, 0x40]);
+/// ```
+pub fn sleb128(data: &[u8]) {
+    check_decoder::<Sleb128>(data);
+    for word in words(data) {
+        let value = word as i64;
+        let encoded = encode_sleb128(value);
+        // Bits needed including the sign bit.
+        let significant_bits = 65 - (value ^ (value >> 63)).leading_zeros() as usize;
+        assert_eq!(encoded.len(), significant_bits.div_ceil(7));
+        assert_eq!(decode_sleb128(&encoded), Ok((value, encoded.len())));
+    }
+}
+
+/// Checks [`decode_git_offset`] and [`decode_git_offset_at`] like
+/// [`uleb128`] checks the LEB128 decoder; git's encoding has one form per
+/// value, so every decoded input must re-encode to exactly its own bytes.
+/// Round-trips every 8-byte word of `data` through [`encode_git_offset`].
+///
+/// # Panics
+/// When decoder, model and encoder disagree: that is a bug to report.
+///
+/// ```
+/// bincodec::fuzz::git_offset(&[0x91, 0x2e, 0x00, 0x80]);
+/// ```
+pub fn git_offset(data: &[u8]) {
+    check_decoder::<GitOffset>(data);
+    for start in 0..data.len() {
+        let tail = &data[start..];
+        if let Ok((value, len)) = decode_git_offset(tail) {
+            let encoded = encode_git_offset(value);
+            assert_eq!(&encoded[..], &tail[..len], "a second form of {value}");
+        }
+    }
+    for value in words(data) {
+        let encoded = encode_git_offset(value);
+        assert_eq!(decode_git_offset(&encoded), Ok((value, encoded.len())));
+    }
+}
+
+/// Runs [`uleb128`], [`sleb128`] and [`git_offset`] on the same input.
+///
+/// # Panics
+/// When any of them finds a disagreement.
+///
+/// ```
+/// bincodec::fuzz::varints(&[0xff; 12]);
+/// ```
+pub fn varints(data: &[u8]) {
+    uleb128(data);
+    sleb128(data);
+    git_offset(data);
+}
