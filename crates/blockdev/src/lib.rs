@@ -20,6 +20,7 @@
 mod anon;
 mod context;
 mod device;
+mod faulty;
 mod file;
 mod mem;
 
@@ -27,4 +28,5 @@ pub use anon::anonymous_file;
 #[doc(hidden)]
 pub use anon::{AnonymousMethod, anonymous_file_with};
 pub use device::{ReadAt, WriteAt};
+pub use faulty::{Corruption, Errno, Fault, FaultyDevice};
 pub use mem::MemDevice;
