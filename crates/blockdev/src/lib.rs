@@ -19,6 +19,7 @@
 
 mod anon;
 mod context;
+mod copy;
 mod device;
 mod faulty;
 mod file;
@@ -27,6 +28,9 @@ mod mem;
 pub use anon::anonymous_file;
 #[doc(hidden)]
 pub use anon::{AnonymousMethod, anonymous_file_with};
+pub use copy::copy_range;
+#[doc(hidden)]
+pub use copy::{CopyMethod, CopyStats, copy_range_with};
 pub use device::{ReadAt, WriteAt};
 pub use faulty::{Corruption, Errno, Fault, FaultyDevice};
 pub use mem::MemDevice;

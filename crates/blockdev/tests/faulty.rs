@@ -1,7 +1,5 @@
 //! `FaultyDevice`: each programmed fault hits exactly the calls it names.
 
-mod common;
-
 use std::io::ErrorKind;
 use std::sync::Arc;
 
