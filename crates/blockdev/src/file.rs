@@ -9,6 +9,11 @@ use crate::{ReadAt, WriteAt};
 impl ReadAt for File {
     #[inline]
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        // The kernel takes a signed offset and says EINVAL beyond i64::MAX; no
+        // file reaches that far, so report end of file like the memory devices.
+        if pos > i64::MAX as u64 {
+            return Ok(0);
+        }
         FileExt::read_at(self, buf, pos)
     }
 
