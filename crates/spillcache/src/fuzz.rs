@@ -1,0 +1,313 @@
+//! Op sequences applied to a cache and to a `HashMap` model side by side.
+//!
+//! The fuzz target `spillcache_ops` and the crate's proptests both call
+//! [`run`]; with the `arbitrary` feature the types derive
+//! `arbitrary::Arbitrary`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use blockdev::{Errno, Fault, FaultyDevice, MemDevice};
+
+use crate::builder::Builder;
+use crate::cache::SpillCache;
+use crate::error::Error;
+
+/// Keys are `b"k"` plus one byte below this, so ops collide often.
+pub const KEY_SPACE: u8 = 16;
+
+/// How long a checking step may wait for the writer before it is a failure.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One operation on the cache.
+///
+/// ```
+/// use spillcache::fuzz::Op;
+///
+/// let op = Op::Add { key: 3, len: 100, fill: 7 };
+/// assert!(format!("{op:?}").starts_with("Add"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum Op {
+    /// `add` a value of `len` bytes made from `fill` (and a serial number).
+    Add {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+        /// Value length.
+        len: u16,
+        /// Value pattern.
+        fill: u8,
+    },
+    /// `add_memory_only` a value like [`Op::Add`]'s.
+    AddMemoryOnly {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+        /// Value length.
+        len: u16,
+        /// Value pattern.
+        fill: u8,
+    },
+    /// `remove` a key.
+    Remove {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+    },
+    /// `get` a key, optionally storing a copy in RAM.
+    Get {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+        /// Use `get_and_store_in_ram`.
+        store_in_ram: bool,
+    },
+    /// `remove_from_ram` for keys whose byte is a multiple of `divisor + 1`.
+    RemoveFromRam {
+        /// Picks the keys.
+        divisor: u8,
+    },
+    /// `clear` the cache.
+    Clear,
+    /// `wait_for_write` until everything is on disk (retrying through
+    /// injected write errors).
+    Wait,
+    /// Force a defragmentation.
+    Defrag,
+}
+
+/// A cache configuration and the ops to run on it.
+///
+/// ```
+/// use spillcache::fuzz::{run, Op, Scenario};
+///
+/// let scenario = Scenario {
+///     small_hole_threshold: 0,
+///     defrag_factor: 0,
+///     ram_budget: 0,
+///     write_fault_every: 0,
+///     ops: vec![Op::Add { key: 1, len: 10, fill: 0 }, Op::Wait, Op::Remove { key: 1 }],
+/// };
+/// run(&scenario)?;
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Scenario {
+    /// [`Builder::small_hole_threshold`].
+    pub small_hole_threshold: u8,
+    /// [`Builder::defrag_factor`] is `1 + defrag_factor / 16`.
+    pub defrag_factor: u8,
+    /// [`Builder::ram_budget`].
+    pub ram_budget: u16,
+    /// With 2 or more, every `write_fault_every`-th device write fails with `EIO`.
+    pub write_fault_every: u8,
+    /// The ops, in order.
+    pub ops: Vec<Op>,
+}
+
+/// What the model knows of one key.
+#[derive(Clone, Debug)]
+struct Expected {
+    value: Vec<u8>,
+    memory_only: bool,
+}
+
+fn key_bytes(key: u8) -> [u8; 2] {
+    [b'k', key % KEY_SPACE]
+}
+
+/// A value unique to `serial`, so a stale value can never pass for a new one.
+fn value(len: u16, fill: u8, serial: u64) -> Vec<u8> {
+    let mut bytes = vec![fill; usize::from(len)];
+    for (b, s) in bytes.iter_mut().zip(serial.to_le_bytes()) {
+        *b = s;
+    }
+    bytes
+}
+
+/// Runs `scenario` against a cache over in-memory devices and a `HashMap`
+/// model, checking after every op that every key reads as the model says and
+/// that the cache's internal invariants hold. At the end (without injected
+/// faults), after a wait and a forced defragmentation, the file holds exactly
+/// the spilled values.
+///
+/// # Errors
+/// A description of the first disagreement.
+///
+/// ```
+/// use spillcache::fuzz::{run, Op, Scenario};
+///
+/// let ops = vec![
+///     Op::Add { key: 0, len: 500, fill: 1 },
+///     Op::Add { key: 1, len: 20, fill: 2 },
+///     Op::Wait,
+///     Op::Remove { key: 0 },
+///     Op::Defrag,
+///     Op::Get { key: 1, store_in_ram: true },
+/// ];
+/// run(&Scenario { small_hole_threshold: 4, defrag_factor: 16, ram_budget: 0, write_fault_every: 3, ops })?;
+/// # Ok::<(), String>(())
+/// ```
+pub fn run(scenario: &Scenario) -> Result<(), String> {
+    let fault_every = u64::from(scenario.write_fault_every);
+    let cache = Builder::with_file_factory(move || {
+        let device = FaultyDevice::new(MemDevice::new());
+        if fault_every >= 2 {
+            device.fail_writes(Fault::Every(fault_every, Errno::IO));
+        }
+        Ok(device)
+    })
+    .small_hole_threshold(u64::from(scenario.small_hole_threshold))
+    .defrag_factor(1.0 + f64::from(scenario.defrag_factor) / 16.0)
+    .ram_budget(u64::from(scenario.ram_budget))
+    .retry_backoff(Duration::ZERO, Duration::from_millis(1))
+    .build()
+    .map_err(|e| format!("build: {e}"))?;
+
+    let mut model: HashMap<u8, Expected> = HashMap::new();
+    for (serial, op) in scenario.ops.iter().enumerate() {
+        apply(&cache, &mut model, op, serial as u64)
+            .map_err(|e| format!("op {serial} {op:?}: {e}"))?;
+        check(&cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
+    }
+
+    wait_all(&cache)?;
+    // A defrag copies through the faulty device too, so with faults it may
+    // keep failing; without them it must leave exactly the spilled bytes.
+    if fault_every < 2 {
+        match cache.defrag(STEP_TIMEOUT) {
+            Ok(true) => {}
+            other => return Err(format!("final defrag: {other:?}")),
+        }
+        let spilled: u64 = model
+            .values()
+            .filter(|e| !e.memory_only)
+            .map(|e| e.value.len() as u64)
+            .sum();
+        if cache.size_on_disk() != spilled || !cache.holes().is_empty() {
+            return Err(format!(
+                "after a final defrag: size_on_disk {} with holes {:?}, spilled values hold {spilled} bytes",
+                cache.size_on_disk(),
+                cache.holes()
+            ));
+        }
+    }
+    check(&cache, &model)
+}
+
+fn apply<D>(
+    cache: &SpillCache<D>,
+    model: &mut HashMap<u8, Expected>,
+    op: &Op,
+    serial: u64,
+) -> Result<(), String>
+where
+    D: blockdev::ReadAt + blockdev::WriteAt + Send + Sync + 'static,
+{
+    match *op {
+        Op::Add { key, len, fill } | Op::AddMemoryOnly { key, len, fill } => {
+            let memory_only = matches!(op, Op::AddMemoryOnly { .. });
+            let bytes = value(len, fill, serial);
+            if memory_only {
+                cache.add_memory_only(&key_bytes(key), &bytes)
+            } else {
+                cache.add(&key_bytes(key), &bytes)
+            }
+            .map_err(|e| e.to_string())?;
+            model.insert(
+                key % KEY_SPACE,
+                Expected {
+                    value: bytes,
+                    memory_only,
+                },
+            );
+        }
+        Op::Remove { key } => {
+            let was = model.remove(&(key % KEY_SPACE)).is_some();
+            let removed = cache.remove(&key_bytes(key));
+            if removed != was {
+                return Err(format!(
+                    "remove returned {removed}, model had the key: {was}"
+                ));
+            }
+        }
+        Op::Get { key, store_in_ram } => {
+            let got = if store_in_ram {
+                cache.get_and_store_in_ram(&key_bytes(key))
+            } else {
+                cache.get(&key_bytes(key))
+            }
+            .map_err(|e| e.to_string())?;
+            let want = model.get(&(key % KEY_SPACE)).map(|e| &e.value);
+            if got.as_ref() != want {
+                return Err("get disagrees with the model".into());
+            }
+        }
+        Op::RemoveFromRam { divisor } => {
+            let divisor = divisor % KEY_SPACE + 1;
+            cache.remove_from_ram(|k| k.len() == 2 && k[1] % divisor == 0);
+        }
+        Op::Clear => {
+            cache.clear().map_err(|e| e.to_string())?;
+            model.clear();
+            if cache.size_on_disk() != 0 {
+                return Err(format!("size_on_disk {} after clear", cache.size_on_disk()));
+            }
+        }
+        Op::Wait => wait_all(cache)?,
+        Op::Defrag => match cache.defrag(STEP_TIMEOUT) {
+            Ok(true) | Err(Error::DefragFailed(_)) => {}
+            other => return Err(format!("defrag: {other:?}")),
+        },
+    }
+    Ok(())
+}
+
+/// Waits until every value is on disk, retrying through write errors.
+fn wait_all<D>(cache: &SpillCache<D>) -> Result<(), String>
+where
+    D: blockdev::ReadAt + blockdev::WriteAt + Send + Sync + 'static,
+{
+    for _ in 0..10_000 {
+        match cache.wait_for_write(STEP_TIMEOUT) {
+            Ok(true) => return Ok(()),
+            Ok(false) => return Err("wait_for_write timed out".into()),
+            Err(Error::WriteFailed(_)) => {}
+            Err(e) => return Err(format!("wait_for_write: {e}")),
+        }
+    }
+    Err("writes kept failing".into())
+}
+
+/// Every key reads as the model says; counters and invariants agree.
+fn check<D>(cache: &SpillCache<D>, model: &HashMap<u8, Expected>) -> Result<(), String>
+where
+    D: blockdev::ReadAt + blockdev::WriteAt + Send + Sync + 'static,
+{
+    let mut buf = Vec::new();
+    for key in 0..KEY_SPACE {
+        let found = cache
+            .get_into(&key_bytes(key), &mut buf)
+            .map_err(|e| format!("get of key {key}: {e}"))?;
+        match model.get(&key) {
+            Some(expected) if !found || buf != expected.value => {
+                return Err(format!(
+                    "key {key}: found {found} ({} bytes), model has {} bytes",
+                    buf.len(),
+                    expected.value.len()
+                ));
+            }
+            None if found => return Err(format!("key {key}: found, model has none")),
+            _ => {}
+        }
+    }
+    let total: u64 = model.values().map(|e| e.value.len() as u64).sum();
+    if cache.total_size() != total || cache.len() != model.len() {
+        return Err(format!(
+            "len {} total_size {}, model {} and {total}",
+            cache.len(),
+            cache.total_size(),
+            model.len()
+        ));
+    }
+    cache.check_invariants()
+}

@@ -1,0 +1,374 @@
+//! The state shared by the callers and the writer thread, and the
+//! bookkeeping every change to it must keep consistent.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::builder::{Config, FileFactory};
+use crate::entry::{Entries, Entry, Place};
+use crate::hole::HoleIndex;
+use crate::stats::Stats;
+
+/// What the callers and the writer thread share.
+pub(crate) struct Shared<D> {
+    pub(crate) state: Mutex<State<D>>,
+    /// Wakes the writer: new work, removals (the file may shrink), shutdown.
+    pub(crate) work: Condvar,
+    /// Wakes waiters: every entry written, a write failed, a defrag attempt
+    /// finished, the writer stopped.
+    pub(crate) progress: Condvar,
+    pub(crate) factory: Box<dyn FileFactory<File = D>>,
+    pub(crate) config: Config,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State<D> {
+    /// The current cache file. Readers clone the `Arc`, so a file replaced
+    /// by a defragmentation stays readable until they are done.
+    pub(crate) file: Arc<D>,
+    /// Bumped whenever `file` or the meaning of its offsets changes (a
+    /// defragmentation or `clear`): a reservation or read made before is void.
+    pub(crate) file_epoch: u64,
+    /// How far the writer may have extended `file` (to cut it back when idle).
+    pub(crate) file_len: u64,
+    pub(crate) entries: Entries,
+    /// Dirty entries in the order they were added: `(slot, generation)`.
+    /// Items whose entry has since changed are skipped when popped.
+    pub(crate) queue: VecDeque<(usize, u64)>,
+    pub(crate) holes: HoleIndex,
+    /// Bytes of the file in use: written entries plus the write under way.
+    pub(crate) disk_bytes: u64,
+    /// Bytes reserved by the write under way (0 when none).
+    pub(crate) in_flight: u64,
+    /// Bytes of every value in the cache.
+    pub(crate) total_size: u64,
+    /// Entries waiting to be written (including the one being written).
+    pub(crate) dirty: usize,
+    /// Written entries that also keep their value in RAM, and their bytes.
+    pub(crate) ram_copies: usize,
+    pub(crate) ram_copy_bytes: u64,
+    next_generation: u64,
+    pub(crate) stats: Stats,
+    /// The error of the last write attempt, while writes are failing.
+    pub(crate) write_error: Option<io::Error>,
+    pub(crate) failures_in_a_row: u32,
+    /// No write is tried before this (backoff after a failure).
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) defrag_requested: bool,
+    /// Defragmentations attempted (done, failed or abandoned), for waiters.
+    pub(crate) defrag_attempts: u64,
+    pub(crate) defrag_error: Option<io::Error>,
+    pub(crate) defrag_failures_in_a_row: u32,
+    /// No automatic defragmentation before this (backoff after a failure).
+    pub(crate) defrag_not_before: Option<Instant>,
+    pub(crate) shutting_down: bool,
+    pub(crate) writer_alive: bool,
+}
+
+/// What `insert` makes of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Write it to the file.
+    Spill,
+    /// Keep it in RAM only.
+    MemoryOnly,
+}
+
+impl<D> State<D> {
+    pub(crate) fn new(file: D, config: &Config) -> Self {
+        State {
+            file: Arc::new(file),
+            file_epoch: 0,
+            file_len: 0,
+            entries: Entries::default(),
+            queue: VecDeque::new(),
+            holes: HoleIndex::new(config.small_hole_threshold),
+            disk_bytes: 0,
+            in_flight: 0,
+            total_size: 0,
+            dirty: 0,
+            ram_copies: 0,
+            ram_copy_bytes: 0,
+            next_generation: 1,
+            stats: Stats::default(),
+            write_error: None,
+            failures_in_a_row: 0,
+            retry_at: None,
+            defrag_requested: false,
+            defrag_attempts: 0,
+            defrag_error: None,
+            defrag_failures_in_a_row: 0,
+            defrag_not_before: None,
+            shutting_down: false,
+            writer_alive: true,
+        }
+    }
+
+    /// Stores `data` as the value of `key`, replacing any earlier value.
+    /// Returns whether the writer has new work.
+    pub(crate) fn insert(&mut self, key: &[u8], data: Arc<[u8]>, keep: Keep) -> bool {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let len = data.len() as u64;
+        // Nothing to write for an empty value.
+        let spill = keep == Keep::Spill && len > 0;
+        let entry = Entry {
+            generation,
+            len,
+            place: if spill {
+                Place::Dirty(data)
+            } else {
+                Place::MemoryOnly(data)
+            },
+        };
+        let (slot, old) = self.entries.insert(key, entry);
+        if let Some(old) = old {
+            self.release(old);
+        }
+        self.total_size += len;
+        if spill {
+            self.dirty += 1;
+            self.queue.push_back((slot, generation));
+        }
+        spill
+    }
+
+    /// Removes the value of `key`; returns whether there was one.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        match self.entries.remove(key) {
+            Some(old) => {
+                self.release(old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Undoes an entry's share of the counters and frees its file space.
+    /// Its seal (the key) is wiped as it drops.
+    fn release(&mut self, old: Entry) {
+        self.total_size -= old.len;
+        if old.is_ram_copy() {
+            self.ram_copies -= 1;
+            self.ram_copy_bytes -= old.len;
+        }
+        match old.place {
+            Place::MemoryOnly(_) => {}
+            Place::Dirty(_) => self.dirty -= 1,
+            Place::OnDisk { offset, .. } => self.free_region(offset, old.len),
+        }
+    }
+
+    /// Reserves `len` bytes of the file for a write.
+    pub(crate) fn reserve(&mut self, len: u64) -> u64 {
+        self.disk_bytes += len;
+        self.holes.allocate(len)
+    }
+
+    /// Returns file space; when nothing is left in the file, every hole
+    /// (tracked or not) goes and the end of data returns to 0.
+    pub(crate) fn free_region(&mut self, offset: u64, len: u64) {
+        self.disk_bytes -= len;
+        if self.disk_bytes == 0 {
+            self.holes.reset();
+        } else {
+            self.holes.free(offset, len);
+        }
+    }
+
+    /// Drops every entry and forgets the file layout (including any write
+    /// under way, whose result will be discarded).
+    pub(crate) fn clear(&mut self) {
+        self.entries.drain().for_each(drop);
+        self.queue.clear();
+        self.holes.reset();
+        self.disk_bytes = 0;
+        self.in_flight = 0;
+        self.total_size = 0;
+        self.dirty = 0;
+        self.ram_copies = 0;
+        self.ram_copy_bytes = 0;
+        self.file_epoch += 1;
+        self.file_len = 0;
+        // Nothing is left to write, so nothing is failing.
+        self.write_error = None;
+        self.failures_in_a_row = 0;
+        self.retry_at = None;
+    }
+
+    /// Keeps `data` as the RAM copy of the written entry `slot` if it still
+    /// holds `generation` at `offset` of the current file and has no copy.
+    pub(crate) fn keep_ram_copy(
+        &mut self,
+        slot: usize,
+        generation: u64,
+        offset: u64,
+        epoch: u64,
+        data: &[u8],
+    ) {
+        if epoch != self.file_epoch {
+            return;
+        }
+        let Some(entry) = self.entries.current_mut(slot, generation) else {
+            return;
+        };
+        if let Place::OnDisk {
+            offset: at,
+            ram_copy: ram_copy @ None,
+            ..
+        } = &mut entry.place
+            && *at == offset
+        {
+            *ram_copy = Some(Arc::from(data));
+            self.ram_copies += 1;
+            self.ram_copy_bytes += entry.len;
+        }
+    }
+
+    /// Drops the RAM copies of written entries whose key matches.
+    pub(crate) fn remove_from_ram(&mut self, mut predicate: impl FnMut(&[u8]) -> bool) -> usize {
+        let slots: Vec<usize> = self
+            .entries
+            .keys()
+            .filter(|&(key, slot)| {
+                self.entries.get(slot).is_some_and(Entry::is_ram_copy) && predicate(key)
+            })
+            .map(|(_, slot)| slot)
+            .collect();
+        for &slot in &slots {
+            if let Some(entry) = self.entries.get_mut(slot)
+                && let Place::OnDisk { ram_copy, .. } = &mut entry.place
+                && ram_copy.take().is_some()
+            {
+                self.ram_copies -= 1;
+                self.ram_copy_bytes -= entry.len;
+            }
+        }
+        slots.len()
+    }
+
+    /// Whether the file is larger than the defrag factor allows, or a
+    /// defragmentation was asked for.
+    pub(crate) fn defrag_due(&self, config: &Config, now: Instant) -> bool {
+        if self.defrag_requested {
+            return true;
+        }
+        if self.disk_bytes == 0 || self.defrag_not_before.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.holes.end() as f64 > config.defrag_factor * self.disk_bytes as f64
+    }
+
+    /// The wait before the next try after `failures` failures in a row.
+    pub(crate) fn backoff(config: &Config, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(20);
+        config
+            .retry_min
+            .saturating_mul(factor)
+            .min(config.retry_max)
+    }
+
+    /// Checks every counter and the file layout against the entries.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        self.entries.check()?;
+        self.holes.check()?;
+        let (mut total, mut dirty, mut copies, mut copy_bytes, mut on_disk) = (0, 0, 0, 0, 0);
+        let mut regions = Vec::new();
+        for (_, entry) in self.entries.iter() {
+            total += entry.len;
+            if entry.is_ram_copy() {
+                copies += 1;
+                copy_bytes += entry.len;
+            }
+            if entry
+                .ram()
+                .is_some_and(|data| data.len() as u64 != entry.len)
+            {
+                return Err(format!(
+                    "an entry of {} bytes holds a different value",
+                    entry.len
+                ));
+            }
+            match &entry.place {
+                Place::MemoryOnly(_) => {}
+                Place::Dirty(_) => dirty += 1,
+                Place::OnDisk { offset, .. } => {
+                    on_disk += entry.len;
+                    regions.push((*offset, entry.len));
+                }
+            }
+        }
+        let expect = |what: &str, have: u64, want: u64| {
+            if have == want {
+                Ok(())
+            } else {
+                Err(format!("{what} is {have}, entries say {want}"))
+            }
+        };
+        expect("total_size", self.total_size, total)?;
+        expect("dirty", self.dirty as u64, dirty)?;
+        expect("ram_copies", self.ram_copies as u64, copies)?;
+        expect("ram_copy_bytes", self.ram_copy_bytes, copy_bytes)?;
+        expect("disk_bytes", self.disk_bytes, on_disk + self.in_flight)?;
+        regions.extend(self.holes.holes());
+        regions.sort_unstable();
+        let mut stop = 0;
+        for &(offset, len) in &regions {
+            if offset < stop {
+                return Err(format!(
+                    "region ({offset}, {len}) overlaps one ending at {stop}"
+                ));
+            }
+            stop = offset + len;
+        }
+        if stop > self.holes.end() {
+            return Err(format!(
+                "data ends at {stop}, past the end {}",
+                self.holes.end()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let config = Config {
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(50),
+            ..Config::default()
+        };
+        let waits: Vec<u128> = (1..=5)
+            .map(|n| State::<()>::backoff(&config, n).as_millis())
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 50, 50]);
+        assert_eq!(State::<()>::backoff(&config, u32::MAX).as_millis(), 50);
+    }
+
+    #[test]
+    fn overwriting_a_dirty_value_keeps_one_dirty_entry() {
+        let mut state = State::new((), &Config::default());
+        assert!(state.insert(b"k", Arc::from(&b"one"[..]), Keep::Spill));
+        assert!(state.insert(b"k", Arc::from(&b"three"[..]), Keep::Spill));
+        assert_eq!(
+            (state.dirty, state.total_size, state.queue.len()),
+            (1, 5, 2)
+        );
+        assert!(
+            !state.insert(b"e", Arc::from(&b""[..]), Keep::Spill),
+            "empty: nothing to write"
+        );
+        state.check().unwrap();
+        assert!(state.remove(b"k"));
+        assert_eq!((state.dirty, state.total_size), (0, 0));
+        state.check().unwrap();
+    }
+}
