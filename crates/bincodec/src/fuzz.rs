@@ -20,34 +20,34 @@ use crate::varint::{
 };
 use crate::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
 
-/// How far into the input the getters and setters are tried at every
-/// position; past that only the tail and chosen far positions are tried.
-const EXHAUSTIVE_POSITIONS: usize = 300;
-
 /// The setters work on a stack copy of at most this many input bytes.
-const SINK_CAPACITY: usize = 256;
+const SINK_CAPACITY: usize = 64;
 
-/// Calls `check` with every position worth trying for input of `len` bytes:
-/// all positions near the start, all near the end (`len - 17 ..= len + 1`,
-/// which covers `size - width` and `size - width + 1` for every width),
-/// positions read from the input, and positions near `u64::MAX` where
-/// `pos + width` overflows.
+/// Calls `check` with the positions worth trying for `data`: the first few,
+/// every one near the end (`len - 17 ..= len + 1`, which covers
+/// `size - width` and `size - width + 1` for every width), some read from
+/// the input, and positions near `u64::MAX` where `pos + width` overflows.
+///
+/// A getter does not care where in the middle it reads, so rather than try
+/// every position (which made each run slow), the fuzzer varies the input's
+/// contents and length, and the input picks a few positions itself.
 fn for_each_position(data: &[u8], mut check: impl FnMut(u64)) {
     let len = data.len() as u64;
-    for pos in 0..=len.min(EXHAUSTIVE_POSITIONS as u64) {
+    for pos in 0..=len.min(3) {
         check(pos);
     }
-    for pos in len.saturating_sub(17)..=len + 1 {
+    for pos in len.saturating_sub(17).max(4)..=len + 1 {
         check(pos);
     }
     let mut head = [0u8; 8];
     for (slot, byte) in head.iter_mut().zip(data) {
         *slot = *byte;
     }
+    let chosen = u64::from_le_bytes(head);
     let far = [
-        u64::from_le_bytes(head),
-        u64::from_be_bytes(head),
-        u64::from_le_bytes(head) % (len + 1),
+        chosen,
+        chosen.swap_bytes(),
+        chosen % (len + 1),
         u64::MAX,
         u64::MAX - 1,
         u64::MAX - 15,
@@ -189,8 +189,8 @@ fn check_bounds(data: &[u8]) {
 }
 
 /// Checks every getter (all widths, all byte orders, arrays and byte ranges)
-/// at many positions of `data`, through a slice, a reference, a trait
-/// object and an array, against `from_le_bytes`/`from_be_bytes`/
+/// at many positions of `data`, through a slice, a trait object and an
+/// array, against `from_le_bytes`/`from_be_bytes`/
 /// `from_ne_bytes` on the slice, or the exact [`OutOfBounds`] error when
 /// out of range. Also checks [`OutOfBounds::check`] itself.
 ///
@@ -202,15 +202,15 @@ fn check_bounds(data: &[u8]) {
 /// bincodec::fuzz::getters(&[0xff; 40]);
 /// ```
 pub fn getters(data: &[u8]) {
-    let as_ref: &&[u8] = &data;
+    for_each_position(data, |pos| check_getters_at(data, data, pos));
+    // Through a trait object the getters are the same code; one position
+    // shows the dispatch works.
     let as_dyn: &dyn ByteSource<Error = OutOfBounds> = &data;
-    for_each_position(data, |pos| {
-        check_getters_at(data, data, pos);
-        check_getters_at(as_ref, data, pos);
-        check_getters_at(as_dyn, data, pos);
-    });
+    check_getters_at(as_dyn, data, 0);
     if let Some(prefix) = window::<8>(data, 0) {
-        for_each_position(&prefix, |pos| check_getters_at(&prefix, &prefix, pos));
+        for pos in (0..=9).chain([u64::MAX]) {
+            check_getters_at(&prefix, &prefix, pos);
+        }
     }
     check_bounds(data);
 }
@@ -266,21 +266,15 @@ fn assert_written(
 }
 
 /// Runs every setter at `pos` of `sink` (holding `before`), writing values
-/// made from `pattern`, and reads each value back; restores `sink` after.
-fn check_setters_at<S: ByteSink<Error = OutOfBounds> + ?Sized>(
-    sink: &mut S,
-    view: impl Fn(&S) -> &[u8],
-    before: &[u8],
-    pos: u64,
-    pattern: [u8; 16],
-) {
+/// made from `pattern`, and restores `sink` after each.
+fn check_setters_at(sink: &mut [u8], before: &[u8], pos: u64, pattern: [u8; 16]) {
     let [first, ..] = pattern;
     let result = sink.set_u8(pos, first);
-    assert_written("set_u8", result, view(sink), before, pos, &[first]);
-    sink.write_bytes_at(0, before).expect("restoring the sink");
+    assert_written("set_u8", result, sink, before, pos, &[first]);
+    sink.copy_from_slice(before);
     let result = sink.set_i8(pos, first as i8);
-    assert_written("set_i8", result, view(sink), before, pos, &[first]);
-    sink.write_bytes_at(0, before).expect("restoring the sink");
+    assert_written("set_i8", result, sink, before, pos, &[first]);
+    sink.copy_from_slice(before);
 
     macro_rules! check_widths {
         ($($ty:ident: $le:ident, $be:ident, $ne:ident;)*) => {$(
@@ -290,14 +284,14 @@ fn check_setters_at<S: ByteSink<Error = OutOfBounds> + ?Sized>(
                 bytes.copy_from_slice(&pattern[..W]);
                 let value = $ty::from_le_bytes(bytes);
                 let result = sink.$le(pos, value);
-                assert_written(stringify!($le), result, view(sink), before, pos, &value.to_le_bytes());
-                sink.write_bytes_at(0, before).expect("restoring the sink");
+                assert_written(stringify!($le), result, sink, before, pos, &value.to_le_bytes());
+                sink.copy_from_slice(before);
                 let result = sink.$be(pos, value);
-                assert_written(stringify!($be), result, view(sink), before, pos, &value.to_be_bytes());
-                sink.write_bytes_at(0, before).expect("restoring the sink");
+                assert_written(stringify!($be), result, sink, before, pos, &value.to_be_bytes());
+                sink.copy_from_slice(before);
                 let result = sink.$ne(pos, value);
-                assert_written(stringify!($ne), result, view(sink), before, pos, &value.to_ne_bytes());
-                sink.write_bytes_at(0, before).expect("restoring the sink");
+                assert_written(stringify!($ne), result, sink, before, pos, &value.to_ne_bytes());
+                sink.copy_from_slice(before);
             }
         )*};
     }
@@ -314,13 +308,13 @@ fn check_setters_at<S: ByteSink<Error = OutOfBounds> + ?Sized>(
 
     let range = &pattern[..pattern.len().min(usize::from(first % 17))];
     let result = sink.write_bytes_at(pos, range);
-    assert_written("write_bytes_at", result, view(sink), before, pos, range);
-    sink.write_bytes_at(0, before).expect("restoring the sink");
+    assert_written("write_bytes_at", result, sink, before, pos, range);
+    sink.copy_from_slice(before);
 }
 
 /// Checks every setter (all widths, all byte orders, byte ranges) at many
-/// positions of a copy of `data` (its first 256 bytes), through a slice,
-/// `&mut` and a trait object: each writes exactly `to_le_bytes`/
+/// positions of a copy of `data` (its first 64 bytes), through a slice
+/// and a trait object: each writes exactly `to_le_bytes`/
 /// `to_be_bytes`/`to_ne_bytes` of the value and touches nothing else, or
 /// returns the exact [`OutOfBounds`] error and writes nothing.
 ///
@@ -345,9 +339,7 @@ pub fn setters(data: &[u8]) {
     }
 
     for_each_position(before, |pos| {
-        check_setters_at(sink, |s| s, before, pos, pattern);
-        let mut as_mut: &mut [u8] = sink;
-        check_setters_at(&mut as_mut, |s| s, before, pos, pattern);
+        check_setters_at(sink, before, pos, pattern);
         // A trait object cannot be viewed as bytes, so one setter through it
         // is checked by looking at the sink behind it.
         let mut sink_ref: &mut [u8] = sink;
