@@ -1,1 +1,124 @@
-//! A cache of 2^k-byte pages over a `blockdev` device (work in progress).
+//! A cache of fixed-size pages over any positional-read device, with typed
+//! endian getters, coalesced misses, scan-resistant eviction and a
+//! write-back layer.
+//!
+//! [`PageCache`] keeps up to `capacity` pages of `page_size` bytes (both
+//! powers of two; 1024 x 4096 by default) read from a [`blockdev::ReadAt`]
+//! device. It implements [`bincodec::ByteSource`], so every getter of
+//! [`ByteSourceExt`] (`get_u8` to `get_i128_be`) decodes straight from the
+//! cached page, without allocating; a value straddling two pages is
+//! assembled from both. [`WriteBackCache`] adds every setter of
+//! [`ByteSinkExt`] over dirty pages, written back by `persist` and `commit`.
+//!
+//! ```
+//! use blockdev::MemDevice;
+//! use pagecache::{ByteSourceExt, PageCache};
+//!
+//! let mut disk = vec![0u8; 1 << 20];
+//! disk[8190..8194].copy_from_slice(&0xcafe_f00du32.to_le_bytes());
+//! let cache = PageCache::new(MemDevice::from_vec(disk))?;
+//! assert_eq!(cache.get_u32_le(8190)?, 0xcafe_f00d); // straddles pages 1 and 2
+//! assert_eq!(cache.syscalls(0, 1 << 20)?, 4); // 256 pages, 64 per device read
+//! let err = cache.get_u16_be((1 << 20) - 1).unwrap_err();
+//! assert_eq!(err.to_string(), "2 bytes at position 1048575 are out of bounds of a source of 1048576 bytes");
+//! # Ok::<(), pagecache::Error>(())
+//! ```
+//!
+//! # Eviction: S3-FIFO
+//! The policy is S3-FIFO (Yang et al., "FIFO queues are all you need for
+//! cache eviction", SOSP 2023): new pages enter a small FIFO queue (10% of
+//! the capacity); a page re-used while there moves to the main queue, the
+//! others leave and are remembered in a ghost queue of page numbers; a
+//! remembered page that comes back enters the main queue directly; the
+//! main queue is a CLOCK with up to 3 units of credit per page. Why this
+//! one:
+//! - A hit only bumps a counter beside the page, under the shard's *read*
+//!   lock: no list to relink, so hits on any pages run in parallel (strict
+//!   LRU moves the page on every hit, under an exclusive lock).
+//! - A one-off scan passes through the small queue and leaves without
+//!   touching the main queue, so a hot working set survives it (strict LRU
+//!   loses it all; see the hit-ratio table below).
+//! - Insertion and eviction are O(1) amortized (each page's credit is
+//!   bounded), with one policy lock taken only on misses.
+//!
+//! A page earns credit once per *miss epoch* (the cache counts batches of
+//! pages it inserts): decoding many fields of one page in a row counts as
+//! one use, as 2Q's "correlated reference period" does, so a scan that
+//! reads every value of every page is still a one-off scan. With several
+//! threads missing at once epochs advance faster and this filter is looser.
+//!
+//! Any working set of up to `capacity` pages hits 100% once loaded: the
+//! capacity is global (shards only split the page table), so nothing is
+//! evicted while it fits.
+//!
+//! # Hit ratios
+//! Measured by `cargo bench -p benches --bench pagecache_hit_ratio` (1024 pages,
+//! one-byte reads; the table is also written to
+//! `target/bench-extra/pagecache-hit-ratio.md`). The direct-mapped column
+//! reproduces Cachet's slot scheme (page `p` may only live in slot
+//! `p mod capacity`).
+//!
+//! HIT_RATIO_TABLE
+//!
+//! # Misses, batches and `syscalls`
+//! A read that misses contiguous pages fetches them with one device call
+//! (at most [`Builder::max_batch_pages`] pages per call, 256 KiB worth by
+//! default) and caches them all. [`PageCache::syscalls`] returns exactly
+//! how many device reads a cold read of a range costs under that rule.
+//! There is no readahead: a cache does not read pages nobody asked for.
+//!
+//! # Cachet's API, and ours
+//!
+//! | Cachet | `pagecache` |
+//! |---|---|
+//! | `make ?cachesize ?pagesize ~map fd` | [`PageCache::new`], [`PageCache::with_geometry`], [`PageCache::builder`] (errors instead of `Invalid_argument`) |
+//! | `fd`, `pagesize` | [`PageCache::device`], [`PageCache::page_size`] (and [`PageCache::capacity`]) |
+//! | `cache_hit`, `cache_miss` | [`PageCache::hits`], [`PageCache::misses`], [`PageCache::stats`] |
+//! | `copy` | [`PageCache::empty_copy`] (clones the device handle) |
+//! | `load ?len addr` | [`PageCache::load`] (`Result<Option<Slice>>`) |
+//! | `slice` {`offset`, `length`, `payload`} | [`Slice::offset`], [`Slice::len`], [`Slice::bytes`] |
+//! | `bstr_of_slice ?logical_address` | [`Slice::view`] (`None` instead of `Invalid_argument`) |
+//! | `next` | [`PageCache::next`] |
+//! | `invalidate ~off ~len` | [`PageCache::invalidate`] (also drops a page a range lies inside) |
+//! | `is_cached` | [`PageCache::is_cached`] (counts nothing) |
+//! | `get_int8`, `get_uint8`, `get_{u,}int{16,32,64}_{ne,le,be}` | every getter of [`ByteSourceExt`], 8 to 128 bits, signed and unsigned, `_le`/`_be`/`_ne` |
+//! | `get_string ~len addr` | [`PageCache::get_bytes`] |
+//! | `blit_to_bytes ~src_off dst ~dst_off ~len` | [`PageCache::blit`], [`ByteSource::read_bytes_at`] |
+//! | `get_seq addr` | [`PageCache::get_seq`] (an iterator of [`Slice`]s) |
+//! | `iter ?len ~fn addr` | [`PageCache::iter`] (an iterator of bytes) |
+//! | `syscalls ~logical_address ~len` | [`PageCache::syscalls`] (exact, with coalescing) |
+//! | `exception Out_of_bounds` | [`Error::OutOfBounds`], the same value for every address |
+//! | `Cachet_wr` setters, `persist`, `commit` | [`WriteBackCache`]: every setter of [`ByteSinkExt`], [`WriteBackCache::persist`], [`WriteBackCache::commit`] |
+//!
+//! # Cachet's defects, and what happens here
+//! - Direct-mapped slots (conflict misses at a quarter of the capacity):
+//!   S3-FIFO over a global capacity.
+//! - In-page offset wrong on a short last page: pages know their length;
+//!   the model tests cover devices of every length.
+//! - Unaligned reads byte by byte through the cache, and an allocation per
+//!   integer: one copy out of the page (two when straddling).
+//! - Errors differing by address: one [`Error::OutOfBounds`] everywhere.
+//! - `invalidate` of a range inside one page doing nothing: it drops it.
+//! - int64 big-endian decoded as little-endian on writes: setters and
+//!   getters are bincodec's, tested for every width and endianness.
+#![forbid(unsafe_code)]
+
+mod builder;
+mod cache;
+mod error;
+pub mod fuzz;
+mod iter;
+mod policy;
+mod shard;
+mod slice;
+mod stats;
+mod write_back;
+
+pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
+pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE};
+pub use cache::PageCache;
+pub use error::Error;
+pub use iter::{Bytes, Chunks};
+pub use slice::Slice;
+pub use stats::Stats;
+pub use write_back::WriteBackCache;

@@ -1,0 +1,196 @@
+//! Page size, capacity and batch size: chosen by a builder, checked once.
+
+use blockdev::ReadAt;
+
+use crate::{Error, PageCache, WriteBackCache};
+
+/// Default page size in bytes.
+pub const DEFAULT_PAGE_SIZE: usize = 4096;
+/// Default capacity in pages.
+pub const DEFAULT_CAPACITY: usize = 1024;
+/// Largest page size accepted (1 GiB).
+pub const MAX_PAGE_SIZE: usize = 1 << 30;
+/// Largest capacity accepted, in pages.
+pub const MAX_CAPACITY: usize = 1 << 30;
+/// Upper bound of the default batch: one device read fetches at most this
+/// many bytes of contiguous missing pages, unless told otherwise.
+const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
+
+/// The checked shape of a cache: page size, capacity and largest device read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) page_shift: u32,
+    pub(crate) capacity: usize,
+    pub(crate) max_batch_pages: usize,
+}
+
+impl Geometry {
+    pub(crate) fn page_size(&self) -> usize {
+        1 << self.page_shift
+    }
+
+    pub(crate) fn page_mask(&self) -> u64 {
+        (1u64 << self.page_shift) - 1
+    }
+}
+
+/// Chooses the page size, capacity and batch size of a [`PageCache`].
+///
+/// ```
+/// use blockdev::MemDevice;
+/// use pagecache::PageCache;
+///
+/// let cache = PageCache::builder()
+///     .page_size(512)
+///     .capacity(64)
+///     .max_batch_pages(8)
+///     .build(MemDevice::from_vec(vec![7; 2000]))?;
+/// assert_eq!((cache.page_size(), cache.capacity(), cache.max_batch_pages()), (512, 64, 8));
+/// # Ok::<(), pagecache::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Builder {
+    page_size: usize,
+    capacity: usize,
+    max_batch_pages: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            page_size: DEFAULT_PAGE_SIZE,
+            capacity: DEFAULT_CAPACITY,
+            max_batch_pages: None,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: 4096-byte pages, 1024 pages.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().build(MemDevice::new())?;
+    /// assert_eq!((cache.page_size(), cache.capacity()), (4096, 1024));
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Page size in bytes: a power of two from 1 to [`MAX_PAGE_SIZE`].
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().page_size(1).build(MemDevice::new())?;
+    /// assert_eq!(cache.page_size(), 1);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Capacity in pages: a power of two from 1 to [`MAX_CAPACITY`].
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().capacity(1).build(MemDevice::new())?;
+    /// assert_eq!(cache.capacity(), 1);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most pages one device read fetches when a read misses several
+    /// contiguous pages: from 1 to the capacity. The default is the capacity,
+    /// or 256 KiB worth of pages when that is fewer.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().max_batch_pages(1).build(MemDevice::new())?;
+    /// assert_eq!(cache.max_batch_pages(), 1);
+    /// assert!(pagecache::Builder::new().max_batch_pages(0).build(MemDevice::new()).is_err());
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn max_batch_pages(mut self, pages: usize) -> Self {
+        self.max_batch_pages = Some(pages);
+        self
+    }
+
+    pub(crate) fn geometry(&self) -> Result<Geometry, Error> {
+        let page_size = self.page_size;
+        if !page_size.is_power_of_two() || page_size > MAX_PAGE_SIZE {
+            return Err(Error::InvalidPageSize { page_size });
+        }
+        let capacity = self.capacity;
+        if !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+            return Err(Error::InvalidCapacity { capacity });
+        }
+        let max_batch_pages = match self.max_batch_pages {
+            Some(pages) if pages == 0 || pages > capacity => {
+                return Err(Error::InvalidBatch {
+                    max_batch_pages: pages,
+                    capacity,
+                });
+            }
+            Some(pages) => pages,
+            None => capacity.min((DEFAULT_BATCH_BYTES / page_size).max(1)),
+        };
+        Ok(Geometry {
+            page_shift: page_size.trailing_zeros(),
+            capacity,
+            max_batch_pages,
+        })
+    }
+
+    /// Builds a cache over `device`, learning the device size once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPageSize`], [`Error::InvalidCapacity`] or
+    /// [`Error::InvalidBatch`] for a bad shape; [`Error::Io`] when the
+    /// device size cannot be read.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::{Builder, Error};
+    ///
+    /// assert!(matches!(
+    ///     Builder::new().capacity(1000).build(MemDevice::new()),
+    ///     Err(Error::InvalidCapacity { capacity: 1000 })
+    /// ));
+    /// ```
+    pub fn build<D: ReadAt>(self, device: D) -> Result<PageCache<D>, Error> {
+        PageCache::from_geometry(device, self.geometry()?)
+    }
+
+    /// Builds a write-back cache over `device` (see [`WriteBackCache`]).
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::{ByteSinkExt, ByteSourceExt};
+    ///
+    /// let mut cache = pagecache::Builder::new()
+    ///     .page_size(16)
+    ///     .build_write_back(MemDevice::from_vec(vec![0; 64]))?;
+    /// cache.set_u64_be(12, 42)?;
+    /// assert_eq!(cache.get_u64_be(12)?, 42);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn build_write_back<D: ReadAt + blockdev::WriteAt>(
+        self,
+        device: D,
+    ) -> Result<WriteBackCache<D>, Error> {
+        Ok(WriteBackCache::from_cache(self.build(device)?))
+    }
+}

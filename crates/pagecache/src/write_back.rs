@@ -1,0 +1,524 @@
+//! `WriteBackCache`: setters into dirty pages, written back by `persist`
+//! and `commit` one run of contiguous pages per device write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bincodec::{ByteSink, ByteSource};
+use blockdev::{ReadAt, WriteAt};
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::check_range;
+use crate::{Error, PageCache, Slice};
+
+/// A page cache that also takes writes (Cachet's `Cachet_wr`).
+///
+/// Every setter of [`bincodec::ByteSinkExt`] writes into *dirty pages* kept
+/// beside the clean cache; every getter sees them at once. Nothing reaches
+/// the device until [`persist`](Self::persist) (the dirty pages overlapping
+/// a range) or [`commit`](Self::commit) (all of them), which write each run
+/// of contiguous dirty pages with one device write and then keep those
+/// pages as clean cached pages.
+///
+/// - Dirty pages are never evicted, so memory grows with what is written
+///   between commits ([`dirty_pages`](Self::dirty_pages) tells how much).
+/// - When a device write fails, its pages stay dirty and the error is
+///   returned: nothing is lost, a later `commit` tries again. Runs written
+///   before the failure are clean.
+/// - The device size is fixed: a write past the end is
+///   [`Error::OutOfBounds`], like any sink of bincodec. To grow the device,
+///   commit, grow it, then [`refresh_size`](Self::refresh_size).
+/// - Dropping the cache commits what is pending and ignores errors, like
+///   `std::io::BufWriter`; call `commit` to see them.
+///
+/// ```
+/// use blockdev::MemDevice;
+/// use pagecache::{ByteSinkExt, ByteSourceExt, WriteBackCache};
+///
+/// let dev = MemDevice::from_vec(vec![0; 64]);
+/// let mut cache = WriteBackCache::new(dev.clone())?;
+/// cache.set_i64_be(30, -2)?;
+/// assert_eq!(cache.get_i64_be(30)?, -2);
+/// assert_eq!(dev.to_vec()[30..38], [0; 8]); // not written yet
+/// cache.commit()?;
+/// assert_eq!(dev.to_vec()[30..38], (-2i64).to_be_bytes());
+/// # Ok::<(), pagecache::Error>(())
+/// ```
+pub struct WriteBackCache<D: ReadAt + WriteAt> {
+    cache: PageCache<D>,
+    /// The size every dirty page is cut to; changes only with no dirty
+    /// pages, so it stays right even if `cache()` re-reads its own.
+    size: AtomicU64,
+    dirty: RwLock<BTreeMap<u64, Arc<[u8]>>>,
+    /// `dirty.len()`, readable without the lock: reads skip the dirty map
+    /// when nothing is pending.
+    dirty_count: AtomicUsize,
+    /// Serializes writers and write-back, so a page's dirty bytes cannot
+    /// change between being written to the device and being marked clean.
+    writer: Mutex<()>,
+}
+
+#[cfg(test)]
+static_assertions::assert_impl_all!(WriteBackCache<blockdev::MemDevice>: Send, Sync);
+
+impl<D: ReadAt + WriteAt> WriteBackCache<D> {
+    /// A write-back cache with the default shape (4096-byte pages, 1024 of them).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the device size cannot be read.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::WriteBackCache::new(MemDevice::new())?;
+    /// assert_eq!(cache.dirty_pages(), 0);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn new(device: D) -> Result<Self, Error> {
+        Ok(Self::from_cache(PageCache::new(device)?))
+    }
+
+    /// Adds write-back to an existing cache.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::{PageCache, WriteBackCache};
+    ///
+    /// let cache = PageCache::builder().page_size(64).build(MemDevice::new())?;
+    /// assert_eq!(WriteBackCache::from_cache(cache).cache().page_size(), 64);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn from_cache(cache: PageCache<D>) -> Self {
+        WriteBackCache {
+            size: AtomicU64::new(cache.size()),
+            cache,
+            dirty: RwLock::new(BTreeMap::new()),
+            dirty_count: AtomicUsize::new(0),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The clean page cache underneath. Its reads do not see pending writes.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::{ByteSinkExt, ByteSourceExt};
+    ///
+    /// let mut cache = pagecache::WriteBackCache::new(MemDevice::from_vec(vec![0; 4]))?;
+    /// cache.set_u8(0, 1)?;
+    /// assert_eq!((cache.get_u8(0)?, cache.cache().get_u8(0)?), (1, 0));
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn cache(&self) -> &PageCache<D> {
+        &self.cache
+    }
+
+    /// The device.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::WriteBackCache::new(MemDevice::from_vec(vec![3]))?;
+    /// assert_eq!(cache.device().to_vec(), [3]);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn device(&self) -> &D {
+        self.cache.device()
+    }
+
+    /// The device size (fixed; see [`refresh_size`](Self::refresh_size)).
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// assert_eq!(pagecache::WriteBackCache::new(MemDevice::from_vec(vec![0; 9]))?.size(), 9);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Number of dirty pages waiting to be written.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let mut cache = pagecache::PageCache::builder().page_size(4)
+    ///     .build_write_back(MemDevice::from_vec(vec![0; 16]))?;
+    /// cache.set_u32_le(2, 7)?; // pages 0 and 1
+    /// assert_eq!(cache.dirty_pages(), 2);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn dirty_pages(&self) -> usize {
+        self.dirty_count.load(Ordering::Acquire)
+    }
+
+    /// Whether the byte at `addr` has a pending write in its page.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let mut cache = pagecache::PageCache::builder().page_size(4)
+    ///     .build_write_back(MemDevice::from_vec(vec![0; 16]))?;
+    /// cache.set_u8(5, 1)?;
+    /// assert!(cache.is_dirty(4) && !cache.is_dirty(8));
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn is_dirty(&self, addr: u64) -> bool {
+        self.dirty
+            .read()
+            .contains_key(&(addr >> self.cache.page_size().trailing_zeros()))
+    }
+
+    /// Writes `bytes` at `pos` into dirty pages. Pages only partly covered
+    /// are first read (from the cache or the device), so an I/O error
+    /// leaves everything unchanged.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] when the range is not inside the device
+    /// (nothing is written), [`Error::Io`] when reading a partly covered
+    /// page fails.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSourceExt;
+    ///
+    /// let cache = pagecache::PageCache::builder().page_size(4)
+    ///     .build_write_back(MemDevice::from_vec(b"abcdefgh".to_vec()))?;
+    /// cache.write_bytes(3, b"XY")?;
+    /// assert_eq!(cache.get_array::<8>(0)?, *b"abcXYfgh");
+    /// assert!(cache.write_bytes(7, b"XY").is_err());
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn write_bytes(&self, pos: u64, bytes: &[u8]) -> Result<(), Error> {
+        let size = self.size();
+        check_range(pos, bytes.len() as u64, size)?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.writer.lock();
+        let shift = self.cache.page_size().trailing_zeros();
+        let page_size = self.cache.page_size() as u64;
+        let end = pos + bytes.len() as u64;
+        let (first, last) = (pos >> shift, (end - 1) >> shift);
+        let page_range = |page: u64| {
+            let start = page << shift;
+            (start, (start + page_size).min(size))
+        };
+        // Only the first and last pages can be partly covered; read their
+        // current bytes before changing anything.
+        let mut bases: Vec<(u64, Arc<[u8]>)> = Vec::with_capacity(2);
+        for page in [first, last] {
+            let (start, stop) = page_range(page);
+            let partial = pos > start || end < stop;
+            if partial
+                && !bases.iter().any(|(p, _)| *p == page)
+                && !self.dirty.read().contains_key(&page)
+            {
+                let slice = self.cache.page_slice(page, size)?;
+                bases.push((page, Arc::from(slice.bytes())));
+            }
+        }
+        let mut dirty = self.dirty.write();
+        for page in first..=last {
+            let (start, stop) = page_range(page);
+            let data = dirty.entry(page).or_insert_with(|| {
+                match bases.iter().position(|(p, _)| *p == page) {
+                    Some(i) => bases.swap_remove(i).1,
+                    None => Arc::from(vec![0u8; (stop - start) as usize]),
+                }
+            });
+            let from = pos.max(start);
+            let to = end.min(stop);
+            let src = &bytes[(from - pos) as usize..(to - pos) as usize];
+            let dst_start = (from - start) as usize;
+            // Copy-on-write: slices handed out earlier keep their bytes.
+            if let Some(dst) = Arc::make_mut(data).get_mut(dst_start..dst_start + src.len()) {
+                dst.copy_from_slice(src);
+            }
+        }
+        self.dirty_count.store(dirty.len(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes the dirty pages overlapping `[off, off + len)` to the device,
+    /// each run of contiguous dirty pages with one write, and keeps them as
+    /// clean cached pages.
+    ///
+    /// # Errors
+    /// [`Error::Io`] from the first write that fails; its pages and the
+    /// runs after it stay dirty.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 16]);
+    /// let mut cache = pagecache::PageCache::builder().page_size(4).build_write_back(dev.clone())?;
+    /// cache.set_u8(1, 1)?;
+    /// cache.set_u8(9, 9)?;
+    /// cache.persist(8, 1)?; // page 2 only
+    /// assert_eq!(dev.to_vec()[..10], [0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+    /// assert_eq!(cache.dirty_pages(), 1);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn persist(&self, off: u64, len: u64) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let shift = self.cache.page_size().trailing_zeros();
+        let first = off >> shift;
+        let last = off.saturating_add(len - 1) >> shift;
+        let _writer = self.writer.lock();
+        for run in self.dirty_runs(first, last) {
+            self.write_run(&run)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty page to the device (see [`persist`](Self::persist)).
+    ///
+    /// # Errors
+    /// As `persist`.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 8]);
+    /// let mut cache = pagecache::WriteBackCache::new(dev.clone())?;
+    /// cache.set_u16_le(6, 0x0201)?;
+    /// cache.commit()?;
+    /// assert_eq!(dev.to_vec(), [0, 0, 0, 0, 0, 0, 1, 2]);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn commit(&self) -> Result<(), Error> {
+        self.persist(0, u64::MAX)
+    }
+
+    /// Commits, then asks the device to make the data durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// As `commit`, or the device's sync error.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let mut cache = pagecache::WriteBackCache::new(MemDevice::from_vec(vec![0; 8]))?;
+    /// cache.set_u8(0, 1)?;
+    /// cache.sync()?;
+    /// assert_eq!(cache.dirty_pages(), 0);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn sync(&self) -> Result<(), Error> {
+        self.commit()?;
+        self.device().sync_data()?;
+        Ok(())
+    }
+
+    /// Drops the clean cached pages overlapping `[off, off + len)` so they
+    /// are read again; pending writes are kept (they are newer than the
+    /// device). The size is not re-read (see [`refresh_size`](Self::refresh_size)).
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, WriteAt};
+    /// use pagecache::ByteSourceExt;
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 8]);
+    /// let cache = pagecache::WriteBackCache::new(dev.clone())?;
+    /// assert_eq!(cache.get_u8(0)?, 0);
+    /// dev.write_all_at(0, &[5])?;
+    /// cache.invalidate(0, 1);
+    /// assert_eq!(cache.get_u8(0)?, 5);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn invalidate(&self, off: u64, len: u64) {
+        self.cache.drop_range(off, len);
+    }
+
+    /// Commits, then reads the device size again (after growing or
+    /// shrinking the device); returns it.
+    ///
+    /// # Errors
+    /// As `commit`, or the device's error reading its size.
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, WriteAt};
+    /// use pagecache::ByteSinkExt;
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 4]);
+    /// let mut cache = pagecache::WriteBackCache::new(dev.clone())?;
+    /// assert!(cache.set_u32_le(4, 1).is_err());
+    /// dev.set_len(8)?;
+    /// assert_eq!(cache.refresh_size()?, 8);
+    /// cache.set_u32_le(4, 1)?;
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn refresh_size(&self) -> Result<u64, Error> {
+        let _writer = self.writer.lock();
+        for run in self.dirty_runs(0, u64::MAX) {
+            self.write_run(&run)?;
+        }
+        let size = self.cache.refresh_size()?;
+        self.size.store(size, Ordering::Release);
+        Ok(size)
+    }
+
+    /// Like [`PageCache::load`], seeing pending writes.
+    ///
+    /// # Errors
+    /// As [`PageCache::load`].
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::PageCache::builder().page_size(4)
+    ///     .build_write_back(MemDevice::from_vec(vec![0; 8]))?;
+    /// cache.write_bytes(4, b"new!")?;
+    /// assert_eq!(cache.load(5, 1)?.unwrap().bytes(), b"new!");
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn load(&self, addr: u64, min_len: usize) -> Result<Option<Slice>, Error> {
+        let page = addr >> self.cache.page_size().trailing_zeros();
+        if min_len > self.cache.page_size() {
+            return Err(Error::MinLenTooLarge {
+                min_len,
+                page_size: self.cache.page_size(),
+            });
+        }
+        if self.dirty_pages() > 0
+            && let Some(data) = self.dirty.read().get(&page)
+        {
+            let page_start = page << self.cache.page_size().trailing_zeros();
+            let end = page_start + data.len() as u64;
+            if end.saturating_sub(addr) < min_len as u64 {
+                return Ok(None);
+            }
+            return Ok(Some(Slice::new(page_start, data.clone(), 0, data.len())));
+        }
+        self.cache.load_within(addr, min_len, self.size())
+    }
+
+    /// The dirty pages of `first..=last`, grouped in runs of contiguous pages.
+    fn dirty_runs(&self, first: u64, last: u64) -> Vec<Vec<(u64, Arc<[u8]>)>> {
+        let dirty = self.dirty.read();
+        let mut runs: Vec<Vec<(u64, Arc<[u8]>)>> = Vec::new();
+        for (&page, data) in dirty.range(first..=last) {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|(p, _)| p + 1 == page) => {
+                    run.push((page, data.clone()));
+                }
+                _ => runs.push(vec![(page, data.clone())]),
+            }
+        }
+        runs
+    }
+
+    /// Writes one run with one device write, then moves its pages from the
+    /// dirty map into the clean cache. Called with the writer lock held.
+    fn write_run(&self, run: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
+        let Some((first, _)) = run.first() else {
+            return Ok(());
+        };
+        let start = first << self.cache.page_size().trailing_zeros();
+        match run {
+            [(_, data)] => self.device().write_all_at(start, data)?,
+            _ => {
+                let bytes: Vec<u8> = run
+                    .iter()
+                    .flat_map(|(_, data)| data.iter().copied())
+                    .collect();
+                self.device().write_all_at(start, &bytes)?;
+            }
+        }
+        for (page, data) in run {
+            // Clean copy first, then drop the dirty one: a reader sees one
+            // or the other, both holding the new bytes.
+            self.cache.install_clean(*page, data.clone());
+        }
+        let mut dirty = self.dirty.write();
+        for (page, _) in run {
+            dirty.remove(page);
+        }
+        self.dirty_count.store(dirty.len(), Ordering::Release);
+        Ok(())
+    }
+}
+
+impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
+    type Error = Error;
+
+    /// Reads bytes, pending writes included.
+    fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let size = self.size();
+        check_range(pos, buf.len() as u64, size)?;
+        if self.dirty_pages() == 0 {
+            return self.cache.read_in_bounds(pos, buf, size);
+        }
+        let shift = self.cache.page_size().trailing_zeros();
+        let mask = (1u64 << shift) - 1;
+        let dirty = self.dirty.read();
+        let mut done = 0;
+        while done < buf.len() {
+            let addr = pos + done as u64;
+            let page = addr >> shift;
+            let off = (addr & mask) as usize;
+            if let Some(tail) = dirty.get(&page).and_then(|data| data.get(off..)) {
+                // Dirty pages are cut to `size`, which holds the range.
+                let n = tail.len().min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&tail[..n]);
+                done += n;
+                continue;
+            }
+            // A run of clean pages goes to the cache in one read, so its
+            // missing pages are fetched together.
+            let mut end_page = page + 1;
+            let last_page = (pos + buf.len() as u64 - 1) >> shift;
+            while end_page <= last_page && !dirty.contains_key(&end_page) {
+                end_page += 1;
+            }
+            let run_end = ((end_page << shift) - pos).min(buf.len() as u64) as usize;
+            self.cache
+                .read_in_bounds(addr, &mut buf[done..run_end], size)?;
+            done = run_end;
+        }
+        Ok(())
+    }
+}
+
+impl<D: ReadAt + WriteAt> ByteSink for WriteBackCache<D> {
+    type Error = Error;
+
+    fn write_bytes_at(&mut self, pos: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.write_bytes(pos, bytes)
+    }
+}
+
+/// Writes through a shared reference, so several threads can write.
+impl<D: ReadAt + WriteAt> ByteSink for &WriteBackCache<D> {
+    type Error = Error;
+
+    fn write_bytes_at(&mut self, pos: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.write_bytes(pos, bytes)
+    }
+}
+
+impl<D: ReadAt + WriteAt> Drop for WriteBackCache<D> {
+    fn drop(&mut self) {
+        // Best effort, like BufWriter; `commit` reports errors.
+        let _ = self.commit();
+    }
+}
+
+impl<D: ReadAt + WriteAt + std::fmt::Debug> std::fmt::Debug for WriteBackCache<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBackCache")
+            .field("cache", &self.cache)
+            .field("dirty_pages", &self.dirty_pages())
+            .finish()
+    }
+}
