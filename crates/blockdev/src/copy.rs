@@ -1,25 +1,7 @@
 //! `copy_range`: copy a byte range between devices, inside the kernel when both are files.
 //!
-//! Between two files the copy tries, in order:
-//!
-//! 1. `copy_file_range(2)`: the filesystem copies (reflinks on btrfs/XFS,
-//!    server-side copies on NFS) without the data entering user space.
-//! 2. `sendfile(2)`: the kernel moves the data through the page cache; works
-//!    across filesystems where `copy_file_range` says `EXDEV`.
-//! 3. `pread`/`pwrite` with one reused buffer.
-//!
-//! A method hands over to the next one, keeping the bytes it already copied,
-//! when the kernel says it cannot do this copy: `ENOSYS` (no such system
-//! call), `EXDEV` (different filesystems), `EINVAL` (a file type or flag it
-//! does not support), `EOPNOTSUPP`/`ENOTSUP` (the filesystem does not), `EPERM`
-//! (seccomp or an immutable file), `EOVERFLOW` (offsets beyond what it
-//! handles), or `EBADF` from `copy_file_range` alone (it refuses `O_APPEND`
-//! files, which plain writes accept). It also hands over when it returns 0
-//! before the range is done: some kernels' `copy_file_range` returns 0 for
-//! `/proc` files that are not empty. The last method turns a zero read into
-//! [`io::ErrorKind::UnexpectedEof`], so a source that ends early is an error,
-//! never an endless loop. `EINTR` is retried in every method; every other
-//! error is returned as the device gave it, `raw_os_error` intact.
+//! The fallback rules are documented on [`copy_range`]; the kernel calls sit
+//! behind a small trait so unit tests can script errors and zero returns.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Seek, SeekFrom};
@@ -44,14 +26,39 @@ const MAX_BUFFER_LEN: u64 = 1 << 20;
 /// When both devices are plain files ([`ReadAt::as_file`] and
 /// [`WriteAt::as_file`] are `Some`), the kernel copies: `copy_file_range`,
 /// else `sendfile`, else a `pread`/`pwrite` loop, each taking over from where
-/// the last stopped (see the [module documentation](self) for which errors
-/// mean "try the next method"). Any other pair of devices, such as a
-/// [`MemDevice`](crate::MemDevice) or a [`FaultyDevice`](crate::FaultyDevice),
-/// uses the loop. `dst` grows as needed; bytes outside the range are untouched.
+/// the last stopped (see "Fallbacks" below). Any other pair of devices, such
+/// as a [`MemDevice`](crate::MemDevice) or a
+/// [`FaultyDevice`](crate::FaultyDevice), uses the loop. `dst` grows as
+/// needed; bytes outside the range are untouched.
 ///
 /// Neither file's cursor moves: `sendfile` writes at a file cursor, so it
 /// writes through a second open of the destination (`/proc/self/fd/N`) that
 /// has a cursor of its own; when that open fails the loop takes over.
+///
+/// # Fallbacks
+///
+/// 1. `copy_file_range(2)`: the filesystem copies (reflinks on btrfs/XFS,
+///    server-side copies on NFS) without the data entering user space.
+/// 2. `sendfile(2)`: the kernel moves the data through the page cache; works
+///    across filesystems where `copy_file_range` says `EXDEV`.
+/// 3. `pread`/`pwrite` with one reused buffer of up to 1 MiB.
+///
+/// A method hands over to the next one, keeping the bytes it already copied,
+/// when the kernel says it cannot do this copy: `ENOSYS` (no such system
+/// call), `EXDEV` (different filesystems), `EINVAL` (a file type or flag it
+/// does not support), `EOPNOTSUPP`/`ENOTSUP` (the filesystem does not),
+/// `EPERM` (seccomp or an immutable file), `EOVERFLOW` (offsets beyond what
+/// it handles), or `EBADF` from `copy_file_range` alone (it refuses
+/// `O_APPEND` files, which plain writes accept). It also hands over when it
+/// returns 0 before the range is done: some kernels' `copy_file_range`
+/// returns 0 for `/proc` files that are not empty. The loop turns a zero read
+/// into [`ErrorKind::UnexpectedEof`], so a source that ends early is an
+/// error, never an endless loop. `EINTR` is retried in every method; every
+/// other error is returned as the device gave it, `raw_os_error` intact.
+///
+/// `sendfile` is skipped when the destination is open read-only or with
+/// `O_APPEND` (its private reopen would grant more than the caller's
+/// descriptor), and when `/proc/self/fd` cannot reopen it.
 ///
 /// Ranges in the same file must not overlap (an error for files; for other
 /// devices sharing storage, such as two clones of one `MemDevice`, the result

@@ -1,25 +1,4 @@
 //! A device wrapper that injects I/O faults on demand, for testing the layers above.
-//!
-//! [`FaultyDevice`] forwards every call to the device it wraps, except the
-//! calls a test told it to break. Faults are programmed at run time through
-//! `&self`, so a test can share the device with the code under test (behind an
-//! `Arc`, or by reference) and change the faults between steps.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};
-//!
-//! let disk = Arc::new(FaultyDevice::new(MemDevice::new()));
-//! let for_cache = Arc::clone(&disk);          // hand this one to the code under test
-//! disk.fail_writes(Fault::Nth(2, Errno::NOSPC)); // its second write from now fails
-//! for_cache.write_all_at(0, b"one")?;
-//! let error = for_cache.write_all_at(3, b"two").unwrap_err();
-//! assert_eq!(error.raw_os_error(), Some(Errno::NOSPC.raw()));
-//! for_cache.write_all_at(3, b"two")?;          // and only that one
-//! assert_eq!(disk.inner().to_vec(), b"onetwo");
-//! assert_eq!(disk.writes(), 3);
-//! # Ok::<(), std::io::Error>(())
-//! ```
 
 use std::fmt;
 use std::fs::File;
@@ -233,7 +212,27 @@ struct Plan {
 }
 
 /// A device that forwards to `D` but fails, shortens or corrupts the calls a
-/// test asks for. See the [module documentation](self) for an overview.
+/// test asks for.
+///
+/// Faults are programmed at run time through `&self`, so a test can share the
+/// device with the code under test (behind an `Arc`, or by reference) and
+/// change the faults between steps:
+///
+/// ```
+/// use std::sync::Arc;
+/// use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};
+///
+/// let disk = Arc::new(FaultyDevice::new(MemDevice::new()));
+/// let for_cache = Arc::clone(&disk);          // hand this one to the code under test
+/// disk.fail_writes(Fault::Nth(2, Errno::NOSPC)); // its second write from now fails
+/// for_cache.write_all_at(0, b"one")?;
+/// let error = for_cache.write_all_at(3, b"two").unwrap_err();
+/// assert_eq!(error.raw_os_error(), Some(Errno::NOSPC.raw()));
+/// for_cache.write_all_at(3, b"two")?;          // and only that one
+/// assert_eq!(disk.inner().to_vec(), b"onetwo");
+/// assert_eq!(disk.writes(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// It is `Send + Sync` when `D` is, and its [`ReadAt::as_file`] /
 /// [`WriteAt::as_file`] are `None` even over a [`File`], so
