@@ -48,7 +48,8 @@ fn source_file(dir: &Path) -> File {
         for word in chunk.chunks_exact_mut(8) {
             word.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
         }
-        file.write_all_at(&chunk, offset).expect("fill the source file");
+        file.write_all_at(&chunk, offset)
+            .expect("fill the source file");
     }
     // Flush now, so write-back of the setup does not land in a measurement.
     file.sync_data().expect("flush the source file");
@@ -85,8 +86,8 @@ fn measurement_time() -> Duration {
 }
 
 fn bench_copy(c: &mut Criterion, group_name: &str, src: &File, dst: &File) {
-    let stats = copy_range_with(CopyMethod::CopyFileRange, src, 0, dst, 0, COPY_LEN)
-        .expect("first copy");
+    let stats =
+        copy_range_with(CopyMethod::CopyFileRange, src, 0, dst, 0, COPY_LEN).expect("first copy");
     eprintln!("{group_name}: copy_range moved its bytes with {stats:?}");
     // The first copy allocated the destination's blocks; every measured copy
     // overwrites them. Flush so that first copy's write-back is not measured.
