@@ -198,6 +198,12 @@ impl<'c, D: ReadAt> PackIndex<'c, D> {
         self.large_offsets
     }
 
+    /// The checksum of the pack this index was made for: a copy of the
+    /// pack's last 20 bytes, kept in the index's trailer.
+    pub(crate) fn pack_checksum(&self) -> Result<[u8; SHA1_LEN], IdxError> {
+        Ok(self.cache.get_array(self.cache.size() - TRAILER_LEN)?)
+    }
+
     fn crc_table(&self) -> u64 {
         SHA1_TABLE_START + SHA1_LEN as u64 * u64::from(self.len())
     }

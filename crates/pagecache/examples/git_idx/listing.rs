@@ -7,7 +7,7 @@ use blockdev::ReadAt;
 use pagecache::PageCache;
 
 use super::idx::{IdxEntry, IdxError, PackIndex, hex};
-use super::pack::{ObjectHeader, ObjectKind, Pack, PackError, PackHeader};
+use super::pack::{ObjectHeader, ObjectKind, PACK_HEADER_LEN, Pack, PackError, PackHeader};
 
 /// Why a listing cannot be made.
 #[derive(Debug)]
@@ -16,6 +16,13 @@ pub(crate) enum ListError {
     Idx(IdxError),
     /// The pack, or an object header in it, is unreadable.
     Pack(PackError),
+    /// The pack does not end with the checksum the index records for it.
+    ChecksumMismatch {
+        /// The pack checksum recorded in the index.
+        idx: String,
+        /// The pack's last 20 bytes.
+        pack: String,
+    },
     /// The pack and the index disagree on how many objects there are.
     CountMismatch {
         /// Objects in the index.
@@ -44,6 +51,11 @@ impl fmt::Display for ListError {
         match self {
             ListError::Idx(err) => err.fmt(f),
             ListError::Pack(err) => err.fmt(f),
+            ListError::ChecksumMismatch { idx, pack } => write!(
+                f,
+                "the pack ends with {pack}, not with the checksum {idx} its index records: \
+                 it is truncated, damaged at its end, or not the pack this index was made for"
+            ),
             ListError::CountMismatch { idx, pack } => write!(
                 f,
                 "the index lists {idx} objects but the pack holds {pack}: \
@@ -145,6 +157,15 @@ pub(crate) fn list<I: ReadAt, P: ReadAt>(
         return Ok(listing);
     };
     let pack = Pack::open(pack)?;
+    // The index keeps a copy of the pack's checksum: comparing the two
+    // catches a truncated or mismatched pack without hashing anything.
+    let (idx_checksum, pack_checksum) = (index.pack_checksum()?, pack.checksum()?);
+    if idx_checksum != pack_checksum {
+        return Err(ListError::ChecksumMismatch {
+            idx: hex(&idx_checksum),
+            pack: hex(&pack_checksum),
+        });
+    }
     let header = pack.header();
     if header.objects != index.len() {
         return Err(ListError::CountMismatch {
@@ -162,7 +183,7 @@ pub(crate) fn list<I: ReadAt, P: ReadAt>(
     }
     for row in &mut listing.rows {
         let offset = row.entry.offset;
-        if offset >= objects_end {
+        if offset < PACK_HEADER_LEN || offset >= objects_end {
             return Err(ListError::OffsetOutsidePack {
                 sha1: hex(&row.entry.sha1),
                 offset,

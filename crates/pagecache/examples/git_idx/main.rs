@@ -53,6 +53,19 @@ fn open(path: &str) -> Result<PageCache<File>, String> {
     PageCache::new(file).map_err(|err| format!("cannot read {path}: {err}"))
 }
 
+/// The page-cache counters of `cache`, on stderr.
+fn print_stats(path: &str, cache: &PageCache<File>) {
+    let stats = cache.stats();
+    eprintln!(
+        "# {path}: {} bytes, {} page lookups ({} hits), {} device reads, {} evictions",
+        cache.size(),
+        stats.hits + stats.misses,
+        stats.hits,
+        stats.device_reads,
+        stats.evictions
+    );
+}
+
 fn run(args: Args) -> Result<(), String> {
     let idx = open(&args.idx)?;
     let pack = args.pack.as_deref().map(open).transpose()?;
@@ -60,9 +73,9 @@ fn run(args: Args) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     write!(out, "{listing}").map_err(|err| format!("cannot write the listing: {err}"))?;
     if args.stats {
-        eprintln!("# {}: {:?}", args.idx, idx.stats());
-        if let Some(pack) = &pack {
-            eprintln!("# pack: {:?}", pack.stats());
+        print_stats(&args.idx, &idx);
+        if let (Some(path), Some(pack)) = (&args.pack, &pack) {
+            print_stats(path, pack);
         }
     }
     Ok(())

@@ -27,6 +27,11 @@ const SHA1_LEN: usize = 20;
 pub(crate) enum PackError {
     /// The page cache could not deliver bytes (device error).
     Read(pagecache::Error),
+    /// An object offset points into the 12-byte pack header.
+    OffsetInHeader {
+        /// The offset.
+        offset: u64,
+    },
     /// The pack is shorter than its header and checksum.
     TooShort {
         /// The file size.
@@ -87,6 +92,10 @@ impl fmt::Display for PackError {
                     "not a git pack: it starts with {magic:02x?} instead of \"PACK\""
                 )
             }
+            PackError::OffsetInHeader { offset } => write!(
+                f,
+                "no object can start at offset {offset}, inside the {PACK_HEADER_LEN}-byte pack header"
+            ),
             PackError::UnsupportedVersion(version) => {
                 write!(f, "pack version {version} is not supported (only 2 and 3)")
             }
@@ -231,10 +240,18 @@ impl<'c, D: ReadAt> Pack<'c, D> {
         self.cache.size() - PACK_TRAILER_LEN
     }
 
+    /// The checksum that ends the pack (git's SHA-1 of everything before it).
+    pub(crate) fn checksum(&self) -> Result<[u8; SHA1_LEN], PackError> {
+        Ok(self.cache.get_array(self.objects_end())?)
+    }
+
     /// The header of the object at `offset`.
     pub(crate) fn object_header(&self, offset: u64) -> Result<ObjectHeader, PackError> {
+        if offset < PACK_HEADER_LEN {
+            return Err(PackError::OffsetInHeader { offset });
+        }
         let end = self.objects_end();
-        if offset < PACK_HEADER_LEN || offset >= end {
+        if offset >= end {
             return Err(self.truncated(offset));
         }
         let first = self.cache.get_u8(offset)?;

@@ -241,3 +241,28 @@ fn ext4_device_error_is_reported() {
     assert!(matches!(err, SuperblockError::Read(_)), "{err}");
     assert!(err.to_string().contains("device I/O failed"), "{err}");
 }
+
+#[test]
+fn ext4_any_flipped_superblock_byte_is_no_panic() {
+    let Some(tools) = E2fsprogs::find() else {
+        return;
+    };
+    let bytes = image_head(&tools, &["-O", "64bit"]);
+    let intact = Superblock::read(&PageCache::new(bytes.clone()).expect("cache")).expect("intact");
+    for at in SUPERBLOCK_START as usize..bytes.len() {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0xff;
+        let cache = PageCache::with_geometry(flipped, 64, 4).expect("cache");
+        match Superblock::read(&cache) {
+            // Only the magic and the block size are checked.
+            Err(err) => assert!(
+                matches!(
+                    err,
+                    SuperblockError::BadMagic(_) | SuperblockError::BadLogBlockSize(_)
+                ),
+                "byte {at}: {err}"
+            ),
+            Ok(superblock) => assert_eq!(superblock.magic, intact.magic),
+        }
+    }
+}

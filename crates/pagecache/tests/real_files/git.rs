@@ -20,7 +20,7 @@ use pagecache::PageCache;
 use super::support::{TempDir, caches, file_caches, noise, require_tool, run};
 use idx::{IdxError, hex};
 use listing::{ListError, Listing, list};
-use pack::{ObjectKind, PackError};
+use pack::{ObjectKind, Pack, PackError};
 
 /// A scratch git repository driven through the real `git` binary, isolated
 /// from the user's and the system's configuration.
@@ -60,6 +60,9 @@ impl Repo {
         command
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // Older gits ignore GIT_CONFIG_GLOBAL and read $HOME/.gitconfig.
+            .env("HOME", self.dir.path())
+            .env_remove("XDG_CONFIG_HOME")
             .env("GIT_AUTHOR_NAME", "Real Files")
             .env("GIT_AUTHOR_EMAIL", "real-files@example.invalid")
             .env("GIT_AUTHOR_DATE", "1700000000 +0000")
@@ -141,6 +144,24 @@ impl Repo {
         assert_eq!(packs.len(), 1, "repack -a -d leaves one pack: {packs:?}");
         let pack = packs[0].clone();
         (pack.with_extension("idx"), pack)
+    }
+
+    /// Indexes a copy of `pack` with `git index-pack`, putting every offset
+    /// above `threshold` in the 8-byte offset table (as git does past
+    /// 2 GiB with its default threshold); returns the new `.idx` and `.pack`.
+    fn index_pack_with_large_offsets(&self, pack: &Path, threshold: u64) -> (PathBuf, PathBuf) {
+        let copy = self.dir.path().join(format!("large-{threshold}.pack"));
+        fs::copy(pack, &copy).expect("copy the pack");
+        let large_idx = copy.with_extension("idx");
+        let index_version = format!("--index-version=2,{threshold}");
+        run(self.command().args([
+            "index-pack".as_ref(),
+            index_version.as_ref(),
+            "-o".as_ref(),
+            large_idx.as_os_str(),
+            copy.as_os_str(),
+        ]));
+        (large_idx, copy)
     }
 
     /// `git show-index` of `idx`: (offset, SHA-1, CRC32) per object.
@@ -357,20 +378,8 @@ fn git_idx_reads_64_bit_offsets_written_by_index_pack() {
         return;
     };
     let (_, pack) = repo.repack(true);
-    // index-pack puts every offset above the threshold in the 8-byte table,
-    // as it does past 2 GiB with the default threshold.
     let threshold = 100_000u64;
-    let copy = repo.dir.path().join("copy.pack");
-    fs::copy(&pack, &copy).expect("copy the pack");
-    let large_idx = copy.with_extension("idx");
-    let index_version = format!("--index-version=2,{threshold}");
-    run(repo.command().args([
-        "index-pack".as_ref(),
-        index_version.as_ref(),
-        "-o".as_ref(),
-        large_idx.as_os_str(),
-        copy.as_os_str(),
-    ]));
+    let (large_idx, copy) = repo.index_pack_with_large_offsets(&pack, threshold);
     let shown = repo.show_index(&large_idx);
     let verified = repo.verify_pack(&large_idx);
     let above = shown
@@ -391,19 +400,28 @@ fn git_truncated_idx_is_an_error_at_every_length() {
     let Some(repo) = Repo::with_history("truncated-idx") else {
         return;
     };
-    let (idx, _) = repo.repack(true);
-    let bytes = fs::read(&idx).expect("read the index");
-    for len in 0..bytes.len() {
-        for cache in caches(&bytes[..len].to_vec()) {
-            let err = list(&cache, None::<&PageCache<Vec<u8>>>)
-                .expect_err("a truncated index does not list");
-            assert!(err.to_string().contains("truncated"), "{len} bytes: {err}");
+    let (idx, pack) = repo.repack(true);
+    let (large_idx, _) = repo.index_pack_with_large_offsets(&pack, 100_000);
+    for idx in [idx, large_idx] {
+        let bytes = fs::read(&idx).expect("read the index");
+        for len in 0..bytes.len() {
+            let prefix = bytes[..len].to_vec();
+            // The tiny cache at every length, all shapes at some.
+            let mut shapes = vec![PageCache::with_geometry(prefix.clone(), 64, 4).expect("cache")];
+            if len % 11 == 0 {
+                shapes.extend(caches(&prefix));
+            }
+            for cache in shapes {
+                let err = list(&cache, None::<&PageCache<Vec<u8>>>)
+                    .expect_err("a truncated index does not list");
+                assert!(err.to_string().contains("truncated"), "{len} bytes: {err}");
+            }
         }
     }
 }
 
 #[test]
-fn git_truncated_pack_is_an_error_where_it_cuts_an_object_header() {
+fn git_truncated_pack_is_an_error() {
     let Some(repo) = Repo::with_history("truncated-pack") else {
         return;
     };
@@ -415,19 +433,46 @@ fn git_truncated_pack_is_an_error_where_it_cuts_an_object_header() {
         Some(&PageCache::new(pack_bytes.clone()).expect("cache")),
     )
     .expect("the whole pack lists");
-    // Cutting anywhere before the end of a header plus the 20 bytes that
-    // would be the checksum leaves that header unreadable.
-    let mut cuts: Vec<usize> = (0..40).collect();
-    for row in &full.rows {
-        let packed = row.packed.expect("listed with a pack");
-        let start = row.entry.offset as usize;
-        cuts.extend(start..start + packed.header.header_len as usize + 20);
+    let header_ends: Vec<(u64, u64)> = full
+        .rows
+        .iter()
+        .map(|row| {
+            let packed = row.packed.expect("listed with a pack");
+            (
+                row.entry.offset,
+                row.entry.offset + packed.header.header_len,
+            )
+        })
+        .collect();
+    // Every cut in and around the pack header and each object header, and
+    // one every 499 bytes elsewhere.
+    let mut cuts: Vec<usize> = (0..64).chain((0..pack_bytes.len()).step_by(499)).collect();
+    for &(start, end) in &header_ends {
+        cuts.extend(start as usize..end as usize + 21);
     }
+    cuts.push(pack_bytes.len() - 1);
     cuts.retain(|&cut| cut < pack_bytes.len());
-    for cut in cuts {
+    for &cut in &cuts {
         let truncated = PageCache::with_geometry(pack_bytes[..cut].to_vec(), 64, 4).expect("cache");
+        // The index's copy of the pack checksum no longer matches the end.
         let err = list(&idx_cache, Some(&truncated)).expect_err("a truncated pack does not list");
         assert!(err.to_string().contains("truncated"), "{cut} bytes: {err}");
+        // And the header reader alone, which knows no checksum, never reads
+        // a header that runs into the last 20 bytes or past the end.
+        let Ok(pack) = Pack::open(&truncated) else {
+            assert!(cut < 32, "a {cut}-byte pack has a header and checksum");
+            continue;
+        };
+        for &(start, end) in &header_ends {
+            let result = pack.object_header(start);
+            if (cut as u64) < end + 20 {
+                let err = result.expect_err("the header is cut");
+                assert!(
+                    matches!(err, PackError::Truncated { .. }),
+                    "{cut} bytes: {err}"
+                );
+            }
+        }
     }
 }
 
@@ -488,6 +533,18 @@ fn git_wrong_magic_version_and_corrupt_tables_are_clear_errors() {
     let err = list_idx(swapped).unwrap_err();
     assert!(
         matches!(err, ListError::Idx(IdxError::Unsorted { .. })),
+        "{err}"
+    );
+
+    // A pack of the same objects, packed differently.
+    let other = Repo::with_history("other").expect("git is present");
+    let (_, other_pack) = other.repack(false);
+    let other_pack = fs::read(other_pack).expect("read the other pack");
+    let err = list_both(idx_bytes.clone(), other_pack).unwrap_err();
+    assert!(matches!(err, ListError::ChecksumMismatch { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not the pack this index was made for"),
         "{err}"
     );
 
@@ -595,5 +652,51 @@ fn git_idx_finds_every_object_by_name() {
         let mut absent = index.entry(0).expect("an entry").sha1;
         absent[19] ^= 1;
         assert_eq!(index.find(&absent).expect("search"), None);
+    }
+}
+
+#[test]
+fn git_any_flipped_byte_in_the_index_or_an_object_header_is_no_panic() {
+    let Some(repo) = Repo::with_history("flips") else {
+        return;
+    };
+    let (idx, pack) = repo.repack(true);
+    let (large_idx, large_pack) = repo.index_pack_with_large_offsets(&pack, 100_000);
+    for (idx, pack) in [(idx, pack), (large_idx, large_pack)] {
+        let idx_bytes = fs::read(&idx).expect("read the index");
+        let pack_bytes = fs::read(&pack).expect("read the pack");
+        let list_both = |idx: Vec<u8>, pack: Vec<u8>| {
+            list(
+                &PageCache::with_geometry(idx, 64, 4).expect("cache"),
+                Some(&PageCache::with_geometry(pack, 64, 4).expect("cache")),
+            )
+        };
+        let full = list_both(idx_bytes.clone(), pack_bytes.clone()).expect("intact files list");
+        for at in 0..idx_bytes.len() {
+            let mut flipped = idx_bytes.clone();
+            flipped[at] ^= 0xff;
+            // Either an error that says something, or a listing of the
+            // same length (a flipped CRC or offset byte is not detectable
+            // without hashing the pack).
+            match list_both(flipped, pack_bytes.clone()) {
+                Err(err) => assert!(!err.to_string().is_empty()),
+                Ok(listing) => assert_eq!(listing.rows.len(), full.rows.len(), "byte {at}"),
+            }
+        }
+        let mut header_bytes: Vec<usize> = (0..12).collect();
+        for row in &full.rows {
+            let packed = row.packed.expect("listed with a pack");
+            let start = row.entry.offset as usize;
+            header_bytes.extend(start..start + packed.header.header_len as usize);
+        }
+        for at in header_bytes {
+            for flip in [0x80, 0x70, 0x7f, 0xff] {
+                let mut flipped = pack_bytes.clone();
+                flipped[at] ^= flip;
+                if let Err(err) = list_both(idx_bytes.clone(), flipped) {
+                    assert!(!err.to_string().is_empty());
+                }
+            }
+        }
     }
 }

@@ -270,3 +270,31 @@ fn sqlite_device_error_is_reported() {
     assert!(matches!(err, HeaderError::Read(_)), "{err}");
     assert!(err.to_string().contains("device I/O failed"), "{err}");
 }
+
+#[test]
+fn sqlite_any_flipped_header_byte_is_no_panic() {
+    let Some(shell) = require_tool("sqlite3") else {
+        return;
+    };
+    let dir = TempDir::new("sqlite-flips");
+    let db = make_databases(&shell, &dir).remove(0);
+    let bytes = fs::read(&db).expect("read the database");
+    for at in 0..HEADER_LEN as usize {
+        for flip in [0x01, 0x80, 0xff] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= flip;
+            let cache = PageCache::with_geometry(flipped, 64, 4).expect("cache");
+            if let Err(err) = Header::read(&cache) {
+                assert!(
+                    matches!(
+                        err,
+                        HeaderError::BadMagic(_)
+                            | HeaderError::BadPageSize(_)
+                            | HeaderError::BadTextEncoding(_)
+                    ),
+                    "byte {at}: {err}"
+                );
+            }
+        }
+    }
+}

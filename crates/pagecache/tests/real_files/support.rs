@@ -135,3 +135,13 @@ pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+#[test]
+fn an_absent_tool_is_skipped_outside_ci_and_fails_under_ci() {
+    let found = std::panic::catch_unwind(|| require_tool("pagecache-no-such-tool"));
+    if on_ci() {
+        assert!(found.is_err(), "under CI an absent tool fails the test");
+    } else {
+        assert_eq!(found.ok(), Some(None));
+    }
+}
