@@ -187,3 +187,8 @@ pub mod varint;
 pub use error::OutOfBounds;
 pub use sink::{ByteSink, ByteSinkExt};
 pub use source::{ByteSource, ByteSourceExt};
+
+// The README's example runs as a doctest too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
