@@ -77,7 +77,7 @@ impl fmt::Display for IdxError {
             IdxError::Read(err) => write!(f, "cannot read the pack index: {err}"),
             IdxError::Truncated { size, needed, what } => write!(
                 f,
-                "truncated pack index: {what} needs {needed} bytes but the file has {size}"
+                "truncated pack index: {what} need {needed} bytes but the file has {size}"
             ),
             IdxError::BadMagic(magic) => write!(
                 f,
