@@ -236,11 +236,15 @@ impl At {
     }
 }
 
+/// Devices stay below this many bytes (see [`Setup::device_len`]).
+const MAX_DEVICE_LEN: u32 = 5000;
+
 /// The shape of the cache and the initial device length.
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
-    /// Initial device length in bytes (filled with a fixed pattern).
+    /// Initial device length is `device_len % 5000` bytes (filled with a
+    /// fixed pattern); small devices keep each fuzz run fast.
     pub device_len: u16,
     /// Page size is `1 << (page_shift % 13)`: 1 to 4096 bytes.
     pub page_shift: u8,
@@ -261,7 +265,7 @@ impl Setup {
     }
 
     fn initial_bytes(&self) -> Vec<u8> {
-        (0..u32::from(self.device_len))
+        (0..u32::from(self.device_len) % MAX_DEVICE_LEN)
             .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
             .collect()
     }
@@ -336,7 +340,7 @@ pub enum ReadOp {
     },
     /// Cuts or zero-extends the device, then invalidates from the new end.
     SetLen {
-        /// New length.
+        /// New length (modulo 5000).
         len: u16,
     },
     /// `invalidate` without changing the device.
@@ -621,7 +625,7 @@ impl ReadRig {
                     .map_err(|e| format!("invalidate: {e}"))
             }
             ReadOp::SetLen { len } => {
-                let len = u64::from(*len);
+                let len = u64::from(*len) % u64::from(MAX_DEVICE_LEN);
                 self.mem.set_len(len).map_err(|e| format!("set_len: {e}"))?;
                 self.model.resize(len as usize, 0);
                 let from = len.min(size);
