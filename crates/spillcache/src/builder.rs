@@ -225,9 +225,9 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
         self
     }
 
-    /// After a failed write, wait `min` before retrying, doubling per failure
-    /// in a row up to `max` (default 10 ms to 1 s). `min` must not exceed
-    /// `max`.
+    /// After a failed write (or defragmentation), wait `min` before retrying,
+    /// doubling per failure in a row up to `max` (default 10 ms to 1 s).
+    /// `min` must be above zero and not exceed `max`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -248,7 +248,7 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
     ///
     /// # Errors
     /// [`Error::InvalidOption`] for a defrag factor below 1 (or not finite)
-    /// or a retry minimum above the maximum; [`Error::Io`] when the file
+    /// or a retry minimum of zero or above the maximum; [`Error::Io`] when the file
     /// cannot be created or the thread cannot start.
     ///
     /// ```
@@ -262,6 +262,14 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
             return Err(Error::InvalidOption {
                 option: "defrag_factor",
                 reason: format!("{} is not a number of at least 1", config.defrag_factor),
+            });
+        }
+        if config.retry_min.is_zero() {
+            // A zero backoff would let a failing defrag retry forever
+            // without the writer ever getting to its writes.
+            return Err(Error::InvalidOption {
+                option: "retry_backoff",
+                reason: "minimum must be above zero".into(),
             });
         }
         if config.retry_min > config.retry_max {

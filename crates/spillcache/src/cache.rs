@@ -674,11 +674,10 @@ where
     pub fn defrag(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.shared.state.lock();
-        let attempts_before = state.defrag_attempts;
-        let failures_before = state.stats.defrag_failures;
-        state.defrag_requested = true;
+        state.defrag_tickets += 1;
+        let ticket = state.defrag_tickets;
         self.shared.work.notify_one();
-        while state.defrag_attempts == attempts_before {
+        while state.defrag_served < ticket {
             if !state.writer_alive {
                 return Err(Error::WriterStopped);
             }
@@ -689,7 +688,7 @@ where
                         .progress
                         .wait_until(&mut state, deadline)
                         .timed_out()
-                        && state.defrag_attempts == attempts_before
+                        && state.defrag_served < ticket
                     {
                         return Ok(false);
                     }
@@ -697,7 +696,7 @@ where
                 None => self.shared.progress.wait(&mut state),
             }
         }
-        if state.stats.defrag_failures != failures_before
+        if state.defrag_last_failed
             && let Some(e) = &state.defrag_error
         {
             return Err(Error::DefragFailed(copy_io_error(e)));
@@ -709,6 +708,18 @@ where
     #[doc(hidden)]
     pub fn current_file(&self) -> Arc<D> {
         Arc::clone(&self.shared.state.lock().file)
+    }
+
+    /// Where the value of `key` is in the file, if it has been written; for
+    /// tests of the file layout.
+    #[doc(hidden)]
+    pub fn disk_offset(&self, key: &[u8]) -> Option<u64> {
+        let state = self.shared.state.lock();
+        let entry = state.entries.get(state.entries.slot_of(key)?)?;
+        match entry.place {
+            Place::OnDisk { offset, .. } => Some(offset),
+            _ => None,
+        }
     }
 
     /// Checks every internal invariant (counters, file layout, holes); for

@@ -72,32 +72,45 @@ impl std::fmt::Debug for Seal {
     }
 }
 
-/// The ChaCha20 keystream of one seal, consumed front to back whatever the
-/// sizes of the pieces it is applied to.
+/// The ChaCha20 keystream of one seal for a value of known length, consumed
+/// front to back whatever the sizes of the pieces it is applied to.
+///
+/// Each refill makes at most what is left of the value (rounded up to whole
+/// 4-byte words, so every request continues the same ChaCha20 stream): a
+/// 16-byte value costs one ChaCha20 block, not a whole `KEYSTREAM_BLOCK`.
 struct Keystream {
     rng: ChaCha20Rng,
     block: [u8; KEYSTREAM_BLOCK],
+    filled: usize,
     used: usize,
+    /// Bytes of the value not yet covered by a refill.
+    unfilled: usize,
 }
 
 impl Keystream {
-    fn new(seal: &Seal) -> Self {
+    fn new(seal: &Seal, len: usize) -> Self {
         let mut rng = ChaCha20Rng::from_seed(seal.key);
         rng.set_stream(seal.nonce);
         Keystream {
             rng,
             block: [0; KEYSTREAM_BLOCK],
-            used: KEYSTREAM_BLOCK,
+            filled: 0,
+            used: 0,
+            unfilled: len,
         }
     }
 
     /// The next `max` (or fewer) keystream bytes.
     fn next_piece(&mut self, max: usize) -> &[u8] {
-        if self.used == KEYSTREAM_BLOCK {
-            self.rng.fill_bytes(&mut self.block);
+        if self.used == self.filled {
+            let want = self.unfilled.min(KEYSTREAM_BLOCK);
+            let words = want.div_ceil(4) * 4;
+            self.rng.fill_bytes(&mut self.block[..words]);
+            self.unfilled -= want;
+            self.filled = want;
             self.used = 0;
         }
-        let n = max.min(KEYSTREAM_BLOCK - self.used);
+        let n = max.min(self.filled - self.used);
         let piece = &self.block[self.used..self.used + n];
         self.used += n;
         piece
@@ -110,6 +123,7 @@ impl Keystream {
         while done < src.len() {
             let piece = self.next_piece(src.len() - done);
             let n = piece.len();
+            debug_assert!(n > 0, "keystream shorter than the value");
             for ((d, s), k) in dst[done..done + n]
                 .iter_mut()
                 .zip(&src[done..done + n])
@@ -127,6 +141,7 @@ impl Keystream {
         while done < buf.len() {
             let piece = self.next_piece(buf.len() - done);
             let n = piece.len();
+            debug_assert!(n > 0, "keystream shorter than the value");
             for (d, k) in buf[done..done + n].iter_mut().zip(piece) {
                 *d ^= k;
             }
@@ -137,7 +152,8 @@ impl Keystream {
 
 impl Drop for Keystream {
     fn drop(&mut self) {
-        self.block.zeroize();
+        // The block may hold unused keystream; only the filled part was written.
+        self.block[..self.filled.div_ceil(4) * 4].zeroize();
         // Best effort: overwrite the generator state (which holds the key).
         self.rng = ChaCha20Rng::from_seed([0; 32]);
         std::hint::black_box(&self.rng);
@@ -187,7 +203,7 @@ pub(crate) fn write_sealed<D: WriteAt + ?Sized>(
     scratch: &mut Vec<u8>,
 ) -> io::Result<Seal> {
     let mut seal = Seal::random()?;
-    let mut keystream = Keystream::new(&seal);
+    let mut keystream = Keystream::new(&seal, plain.len());
     let mut tagger = Tagger::new(seal.tag_seed, plain.len());
     let mut pos = offset;
     for chunk in plain.chunks(IO_CHUNK) {
@@ -222,7 +238,7 @@ pub(crate) fn read_sealed<D: ReadAt + ?Sized>(
     out: &mut [u8],
     seal: &Seal,
 ) -> Result<(), ReadFailure> {
-    let mut keystream = Keystream::new(seal);
+    let mut keystream = Keystream::new(seal, out.len());
     let mut tagger = Tagger::new(seal.tag_seed, out.len());
     let mut pos = offset;
     let mut result = Ok(());
@@ -340,10 +356,15 @@ mod tests {
     #[test]
     fn keystream_is_the_same_whatever_the_piece_sizes() {
         let seal = Seal::random().unwrap();
-        let mut whole = vec![0u8; 10_000];
-        Keystream::new(&seal).xor_in_place(&mut whole);
-        let mut pieces = vec![0u8; 10_000];
-        let mut keystream = Keystream::new(&seal);
+        let mut whole = vec![0u8; 10_001];
+        Keystream::new(&seal, whole.len()).xor_in_place(&mut whole);
+        let mut stream = vec![0u8; 10_004];
+        let mut rng = ChaCha20Rng::from_seed(seal.key);
+        rng.set_stream(seal.nonce);
+        rng.fill_bytes(&mut stream);
+        assert!(whole[..] == stream[..10_001], "exactly the ChaCha20 stream");
+        let mut pieces = vec![0u8; 10_001];
+        let mut keystream = Keystream::new(&seal, pieces.len());
         let mut rest = &mut pieces[..];
         for size in [1, 3, 4095, 5000, 17].iter().cycle() {
             if rest.is_empty() {

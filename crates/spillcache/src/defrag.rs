@@ -40,9 +40,12 @@ pub(crate) fn run<D>(shared: &Shared<D>, guard: &mut MutexGuard<'_, State<D>>)
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
-    guard.defrag_requested = false;
+    // Requests made from here on need a later run: this one may have taken
+    // its snapshot before them.
+    let serving = guard.defrag_tickets;
     let outcome = compact(shared, guard);
     let state = &mut **guard;
+    state.defrag_last_failed = outcome.is_err();
     match outcome {
         Ok(Outcome::Done { copied }) => {
             state.stats.defrags += 1;
@@ -62,7 +65,7 @@ where
             state.defrag_error = Some(e);
         }
     }
-    state.defrag_attempts += 1;
+    state.defrag_served = serving;
     shared.progress.notify_all();
 }
 

@@ -159,7 +159,7 @@ pub fn run(scenario: &Scenario) -> Result<(), String> {
     .small_hole_threshold(u64::from(scenario.small_hole_threshold))
     .defrag_factor(1.0 + f64::from(scenario.defrag_factor) / 16.0)
     .ram_budget(u64::from(scenario.ram_budget))
-    .retry_backoff(Duration::ZERO, Duration::from_millis(1))
+    .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
     .build()
     .map_err(|e| format!("build: {e}"))?;
 

@@ -58,9 +58,13 @@ pub(crate) struct State<D> {
     pub(crate) failures_in_a_row: u32,
     /// No write is tried before this (backoff after a failure).
     pub(crate) retry_at: Option<Instant>,
-    pub(crate) defrag_requested: bool,
-    /// Defragmentations attempted (done, failed or abandoned), for waiters.
-    pub(crate) defrag_attempts: u64,
+    /// Defragmentation requests made (`SpillCache::defrag`), numbered from 1.
+    pub(crate) defrag_tickets: u64,
+    /// The highest request number a finished defragmentation started after;
+    /// requests up to it are served.
+    pub(crate) defrag_served: u64,
+    /// Whether the last finished defragmentation failed.
+    pub(crate) defrag_last_failed: bool,
     pub(crate) defrag_error: Option<io::Error>,
     pub(crate) defrag_failures_in_a_row: u32,
     /// No automatic defragmentation before this (backoff after a failure).
@@ -98,8 +102,9 @@ impl<D> State<D> {
             write_error: None,
             failures_in_a_row: 0,
             retry_at: None,
-            defrag_requested: false,
-            defrag_attempts: 0,
+            defrag_tickets: 0,
+            defrag_served: 0,
+            defrag_last_failed: false,
             defrag_error: None,
             defrag_failures_in_a_row: 0,
             defrag_not_before: None,
@@ -254,7 +259,7 @@ impl<D> State<D> {
     /// Whether the file is larger than the defrag factor allows, or a
     /// defragmentation was asked for.
     pub(crate) fn defrag_due(&self, config: &Config, now: Instant) -> bool {
-        if self.defrag_requested {
+        if self.defrag_tickets > self.defrag_served {
             return true;
         }
         if self.disk_bytes == 0 || self.defrag_not_before.is_some_and(|t| now < t) {

@@ -50,6 +50,9 @@ where
 {
     let _alive = AliveGuard(shared);
     let mut scratch = Vec::new();
+    // Defrags and writes alternate while both are due, so removals racing
+    // with each defrag can never starve the writes.
+    let mut defragged_last = false;
     let mut state = shared.state.lock();
     loop {
         if state.shutting_down {
@@ -59,8 +62,9 @@ where
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
         }
-        if state.defrag_due(&shared.config, now) {
+        if state.defrag_due(&shared.config, now) && !(defragged_last && !state.queue.is_empty()) {
             defrag::run(shared, &mut state);
+            defragged_last = true;
             continue;
         }
         if let Some(at) = state.retry_at {
@@ -71,7 +75,14 @@ where
             state.retry_at = None;
         }
         match next_job(&mut state) {
-            Some(job) => write_one(shared, &mut state, job, &mut scratch),
+            Some(job) => {
+                write_one(shared, &mut state, job, &mut scratch);
+                defragged_last = false;
+            }
+            None if defragged_last => {
+                // The queue held only stale items: a due defrag may run now.
+                defragged_last = false;
+            }
             None => {
                 trim(&mut state);
                 match state.defrag_not_before {
