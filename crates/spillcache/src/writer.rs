@@ -62,7 +62,8 @@ where
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
         }
-        if state.defrag_due(&shared.config, now) && !(defragged_last && !state.queue.is_empty()) {
+        let writes_waiting = defragged_last && !state.queue.is_empty();
+        if !writes_waiting && state.defrag_due(&shared.config, now) {
             defrag::run(shared, &mut state);
             defragged_last = true;
             continue;
