@@ -10,8 +10,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 4096;
 pub const DEFAULT_CAPACITY: usize = 1024;
 /// Largest page size accepted (1 GiB).
 pub const MAX_PAGE_SIZE: usize = 1 << 30;
-/// Largest capacity accepted, in pages.
-pub const MAX_CAPACITY: usize = 1 << 30;
+/// Largest capacity accepted, in pages (4 GiB of 4 KiB pages).
+pub const MAX_CAPACITY: usize = 1 << 20;
 /// Upper bound of the default batch: one device read fetches at most this
 /// many bytes of contiguous missing pages, unless told otherwise.
 const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
@@ -20,17 +20,21 @@ const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) page_shift: u32,
+    /// `1 << page_shift`, kept so hits need not compute it.
+    page_size: usize,
     pub(crate) capacity: usize,
     pub(crate) max_batch_pages: usize,
 }
 
 impl Geometry {
+    #[inline]
     pub(crate) fn page_size(&self) -> usize {
-        1 << self.page_shift
+        self.page_size
     }
 
+    #[inline]
     pub(crate) fn page_mask(&self) -> u64 {
-        (1u64 << self.page_shift) - 1
+        self.page_size as u64 - 1
     }
 }
 
@@ -146,6 +150,7 @@ impl Builder {
         };
         Ok(Geometry {
             page_shift: page_size.trailing_zeros(),
+            page_size,
             capacity,
             max_batch_pages,
         })

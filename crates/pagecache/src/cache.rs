@@ -1,6 +1,8 @@
-//! `PageCache`: the page table, the read path (hits, coalesced misses,
-//! in-flight reads) and invalidation.
+//! `PageCache`: the lock-free hit path, the locked path (misses coalesced
+//! into one device read, in-flight reads shared, stale pages replaced),
+//! eviction and invalidation.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -8,18 +10,16 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use bincodec::ByteSource;
 use blockdev::ReadAt;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::builder::{Builder, Geometry};
+use crate::counters::StripedCounter;
 use crate::error::check_range;
+use crate::frames::{Copied, FrameId, Frames};
+use crate::hints::{Hints, PageHasher};
 use crate::iter::{Bytes, Chunks};
-use crate::policy::Policy;
-use crate::shard::{Frame, Loading, Shard, Slot};
+use crate::policy::{NodeId, Policy};
 use crate::{Error, Slice, Stats};
-
-/// Number of page-table shards. Hits on pages of different shards never
-/// touch the same lock; 64 keeps two to sixteen threads mostly apart.
-const SHARDS: usize = 64;
 
 /// A cache of fixed-size pages over a [`ReadAt`] device.
 ///
@@ -36,13 +36,22 @@ const SHARDS: usize = 64;
 /// last page) is read again when a later read needs bytes past its end.
 ///
 /// # Threads
-/// `PageCache<D>` is `Send + Sync` when `D` is. The page table is split in
-/// 64 shards by page number, each behind a reader-writer lock taken only to
-/// look a page up and copy bytes out, so hits proceed in parallel. A miss
-/// marks the page as being read, drops the lock and reads the device; a
-/// second thread missing the same page waits for that read instead of
-/// issuing its own. The eviction policy has one lock, taken only when pages
-/// are inserted or dropped.
+/// `PageCache<D>` is `Send + Sync` when `D` is. A hit takes no lock and
+/// writes nothing shared: it finds the page's frame in a hint table, copies
+/// the bytes out of an arena of atomic words with plain loads, and checks
+/// the frame's sequence number to know that no writer changed it meanwhile,
+/// so hits on any pages, from any number of threads, proceed in parallel.
+/// Everything else (misses, eviction, invalidation, `load`) takes one
+/// state lock, never held during device I/O: a miss marks its pages as
+/// being read, drops the lock and reads the device; a second thread
+/// missing the same page waits for that read instead of issuing its own.
+///
+/// # Memory
+/// The frames are allocated when the cache is built: for each page of
+/// capacity, the page rounded up to 8 bytes plus 8, a 32-byte head and 16
+/// bytes of hint table. A page handed out as a [`Slice`] (by `load`,
+/// `next`, `get_seq`, `iter`) also keeps that copy until it is evicted or
+/// invalidated, so repeated loads share it.
 ///
 /// ```
 /// use blockdev::MemDevice;
@@ -61,12 +70,13 @@ pub struct PageCache<D> {
     device: D,
     geometry: Geometry,
     size: AtomicU64,
-    shards: Box<[Shard]>,
-    policy: Mutex<Policy>,
-    /// Counts batches of pages inserted; see [`Frame::touch`].
+    frames: Frames,
+    hints: Hints,
+    hits: StripedCounter,
+    state: Mutex<State>,
+    /// Counts batches of pages inserted; see `frames::touch`.
     epoch: AtomicU32,
     device_reads: AtomicU64,
-    evictions: AtomicU64,
 }
 
 #[cfg(test)]
@@ -74,16 +84,43 @@ static_assertions::assert_impl_all!(PageCache<blockdev::MemDevice>: Send, Sync);
 #[cfg(test)]
 static_assertions::assert_impl_all!(PageCache<std::fs::File>: Send, Sync);
 
-/// What the page table holds for a page, seen under the shard lock.
-enum Lookup<R> {
-    /// Resident and long enough; the callback ran on its bytes.
-    Hit(R),
-    /// Another thread is reading it.
-    Wait(Arc<Loading>),
-    /// Nobody has it.
-    Absent,
-    /// Resident, but cached when the device was shorter.
-    Stale(Arc<[u8]>),
+/// Everything but the hit path, behind the state lock.
+#[derive(Debug)]
+struct State {
+    /// The truth about which frame holds which page (hints may lag).
+    resident: HashMap<u64, FrameId, PageHasher>,
+    /// Pages being read from the device, and who waits for them.
+    loading: HashMap<u64, Arc<Loading>, PageHasher>,
+    policy: Policy,
+    /// Per frame: its node in the policy.
+    nodes: Vec<NodeId>,
+    /// Per frame: the bytes last handed out as a `Slice`.
+    slices: Vec<Option<Arc<[u8]>>>,
+    /// Frames used before and free now.
+    free: Vec<FrameId>,
+    misses: u64,
+    evictions: u64,
+}
+
+/// A device read in progress; threads wanting the same pages wait on it.
+#[derive(Debug, Default)]
+struct Loading {
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+impl Loading {
+    fn wait(&self) {
+        let mut done = self.done.lock();
+        while !*done {
+            self.finished.wait(&mut done);
+        }
+    }
+
+    fn finish(&self) {
+        *self.done.lock() = true;
+        self.finished.notify_all();
+    }
 }
 
 impl<D: ReadAt> PageCache<D> {
@@ -129,25 +166,43 @@ impl<D: ReadAt> PageCache<D> {
 
     pub(crate) fn from_geometry(device: D, geometry: Geometry) -> Result<Self, Error> {
         let size = device.size()?;
-        Ok(Self::from_parts(device, geometry, size))
+        Self::from_parts(device, geometry, size)
     }
 
-    fn from_parts(device: D, geometry: Geometry, size: u64) -> Self {
-        PageCache {
+    fn from_parts(device: D, geometry: Geometry, size: u64) -> Result<Self, Error> {
+        let frames =
+            Frames::new(geometry.capacity, geometry.page_size()).ok_or(Error::TooLarge {
+                capacity: geometry.capacity,
+                page_size: geometry.page_size(),
+            })?;
+        Ok(PageCache {
             device,
             geometry,
             size: AtomicU64::new(size),
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            policy: Mutex::new(Policy::new(geometry.capacity)),
+            frames,
+            hints: Hints::new(geometry.capacity),
+            hits: StripedCounter::new(),
+            state: Mutex::new(State {
+                resident: HashMap::default(),
+                loading: HashMap::default(),
+                policy: Policy::new(geometry.capacity),
+                nodes: Vec::new(),
+                slices: Vec::new(),
+                free: Vec::new(),
+                misses: 0,
+                evictions: 0,
+            }),
             epoch: AtomicU32::new(0),
             device_reads: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-        }
+        })
     }
 
     /// A new, empty cache of the same shape over a clone of the device
     /// (Cachet's `copy`). Clone a shared handle (`MemDevice`, `Arc<File>`)
     /// to share the device itself. The device size is copied, not re-read.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the new cache's frames cannot be allocated.
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -155,12 +210,12 @@ impl<D: ReadAt> PageCache<D> {
     ///
     /// let cache = pagecache::PageCache::new(MemDevice::from_vec(vec![5; 8]))?;
     /// cache.get_u8(0)?;
-    /// let copy = cache.empty_copy();
+    /// let copy = cache.empty_copy()?;
     /// assert!(!copy.is_cached(0));
     /// assert_eq!((copy.hits(), copy.misses(), copy.get_u8(7)?), (0, 0, 5));
     /// # Ok::<(), pagecache::Error>(())
     /// ```
-    pub fn empty_copy(&self) -> Self
+    pub fn empty_copy(&self) -> Result<Self, Error>
     where
         D: Clone,
     {
@@ -277,7 +332,7 @@ impl<D> PageCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn hits(&self) -> u64 {
-        self.shards.iter().map(|s| s.hits.load(Relaxed)).sum()
+        self.hits.sum()
     }
 
     /// Number of page lookups that did not find the page resident (Cachet's
@@ -293,7 +348,7 @@ impl<D> PageCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn misses(&self) -> u64 {
-        self.shards.iter().map(|s| s.misses.load(Relaxed)).sum()
+        self.state.lock().misses
     }
 
     /// A snapshot of the counters.
@@ -313,12 +368,13 @@ impl<D> PageCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
+        let state = self.state.lock();
         Stats {
-            hits: self.hits(),
-            misses: self.misses(),
+            hits: self.hits.sum(),
+            misses: state.misses,
             device_reads: self.device_reads.load(Relaxed),
-            evictions: self.evictions.load(Relaxed),
-            resident_pages: self.policy.lock().len(),
+            evictions: state.evictions,
+            resident_pages: state.resident.len(),
         }
     }
 
@@ -335,12 +391,11 @@ impl<D> PageCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn reset_stats(&self) {
-        for shard in self.shards.iter() {
-            shard.hits.store(0, Relaxed);
-            shard.misses.store(0, Relaxed);
-        }
+        let mut state = self.state.lock();
+        state.misses = 0;
+        state.evictions = 0;
+        self.hits.reset();
         self.device_reads.store(0, Relaxed);
-        self.evictions.store(0, Relaxed);
     }
 
     /// Whether the byte at `addr` is in the cache, without counting a hit or
@@ -363,10 +418,11 @@ impl<D> PageCache<D> {
         }
         let page = addr >> self.geometry.page_shift;
         let off = (addr & self.geometry.page_mask()) as usize;
-        matches!(
-            self.shard(page).map.read().get(&page),
-            Some(Slot::Ready(frame)) if frame.data.len() > off
-        )
+        let state = self.state.lock();
+        state
+            .resident
+            .get(&page)
+            .is_some_and(|&frame| self.frames.len(frame) > off)
     }
 
     /// The number of device reads that reading `len` bytes at `addr` costs
@@ -399,70 +455,87 @@ impl<D> PageCache<D> {
         Ok(pages.div_ceil(self.geometry.max_batch_pages as u64))
     }
 
-    fn shard(&self, page: u64) -> &Shard {
-        &self.shards[(page as usize) & (SHARDS - 1)]
-    }
-
-    /// Looks `page` up; on a hit with at least `need` bytes, records the
-    /// access and runs `on_hit` on the bytes under the shard lock.
+    /// The lock-free hit: copies `dst.len()` bytes at in-page offset `off`
+    /// of `page` if a hint leads to a frame holding them.
     #[inline]
-    fn lookup<R>(&self, page: u64, need: usize, on_hit: impl FnOnce(&Arc<[u8]>) -> R) -> Lookup<R> {
-        let map = self.shard(page).map.read();
-        match map.get(&page) {
-            Some(Slot::Ready(frame)) if frame.data.len() >= need => {
-                frame.touch(self.epoch.load(Relaxed));
-                Lookup::Hit(on_hit(&frame.data))
-            }
-            Some(Slot::Ready(frame)) => Lookup::Stale(frame.data.clone()),
-            Some(Slot::Loading(loading)) => Lookup::Wait(loading.clone()),
-            None => Lookup::Absent,
-        }
-    }
-
-    /// Drops `page` if it still holds `data` (a page cached short).
-    fn drop_stale(&self, page: u64, data: &Arc<[u8]>) {
-        let mut policy = self.policy.lock();
-        let mut map = self.shard(page).map.write();
-        if let Some(Slot::Ready(frame)) = map.get(&page)
-            && Arc::ptr_eq(&frame.data, data)
+    fn try_hit(&self, page: u64, off: usize, dst: &mut [u8]) -> bool {
+        let frame = self.hints.find(page);
+        match self
+            .frames
+            .read(frame, page, off, dst, self.epoch.load(Relaxed))
         {
-            policy.remove(frame.node);
-            map.remove(&page);
+            Copied::Done => {
+                self.hits.add_one();
+                true
+            }
+            Copied::Retry => false,
         }
     }
 
-    /// Evicts one page chosen by the policy.
-    fn evict_one(&self, policy: &mut Policy) -> bool {
-        let victim = policy.evict(&mut |page| match self.shard(page).map.read().get(&page) {
-            Some(Slot::Ready(frame)) => frame.take_credit(),
-            _ => false,
-        });
-        let Some(page) = victim else {
-            return false;
-        };
-        let mut map = self.shard(page).map.write();
-        if matches!(map.get(&page), Some(Slot::Ready(_))) {
-            map.remove(&page);
+    /// A free frame: never used, freed, or taken from the page the policy
+    /// evicts. `None` only if the capacity holds no page at all.
+    fn take_frame(&self, state: &mut State) -> Option<FrameId> {
+        if let Some(frame) = state.free.pop() {
+            return Some(frame);
         }
-        self.evictions.fetch_add(1, Relaxed);
-        true
+        if state.nodes.len() < self.geometry.capacity {
+            let frame = FrameId::try_from(state.nodes.len()).ok()?;
+            state.nodes.push(NodeId::MAX);
+            state.slices.push(None);
+            return Some(frame);
+        }
+        let State {
+            policy, resident, ..
+        } = state;
+        let frames = &self.frames;
+        let victim = policy.evict(&mut |page| {
+            resident
+                .get(&page)
+                .is_some_and(|&frame| frames.take_credit(frame))
+        })?;
+        let frame = state.resident.remove(&victim)?;
+        self.hints.remove(victim, frame);
+        state.slices[frame as usize] = None;
+        state.evictions += 1;
+        Some(frame)
+    }
+
+    /// Makes `frame` hold `page`, and tells the policy and the hints.
+    fn place(&self, state: &mut State, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
+        self.frames.write(frame, page, bytes, epoch);
+        state.nodes[frame as usize] = state.policy.insert(page);
+        state.resident.insert(page, frame);
+        self.hints.insert(page, frame);
+    }
+
+    /// Drops `page` if resident: invalidated, or cached short.
+    fn drop_page(&self, state: &mut State, page: u64) {
+        if let Some(frame) = state.resident.remove(&page) {
+            self.hints.remove(page, frame);
+            self.frames.clear(frame);
+            let node = state.nodes[frame as usize];
+            state.policy.remove(node);
+            state.slices[frame as usize] = None;
+            state.free.push(frame);
+        }
     }
 
     /// Installs `data` as the clean contents of `page`, replacing whatever
     /// is there (a resident copy, or another thread's in-flight read, whose
     /// result is then discarded).
     pub(crate) fn install_clean(&self, page: u64, data: Arc<[u8]>) {
-        let mut policy = self.policy.lock();
+        let mut state = self.state.lock();
         let epoch = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        if let Some(Slot::Ready(frame)) = self.shard(page).map.write().remove(&page) {
-            policy.remove(frame.node);
+        state.loading.remove(&page);
+        if let Some(&frame) = state.resident.get(&page) {
+            self.frames.write(frame, page, &data, epoch);
+            state.slices[frame as usize] = Some(data);
+            return;
         }
-        while policy.len() >= self.geometry.capacity && self.evict_one(&mut policy) {}
-        let node = policy.insert(page);
-        self.shard(page)
-            .map
-            .write()
-            .insert(page, Slot::Ready(Frame::new(data, node, epoch)));
+        if let Some(frame) = self.take_frame(&mut state) {
+            self.place(&mut state, frame, page, &data, epoch);
+            state.slices[frame as usize] = Some(data);
+        }
     }
 
     /// Drops exactly the cached pages overlapping `[off, off + len)`, and
@@ -474,34 +547,19 @@ impl<D> PageCache<D> {
         let shift = self.geometry.page_shift;
         let first = off >> shift;
         let last = off.saturating_add(len - 1) >> shift;
-        let mut policy = self.policy.lock();
-        let resident = policy.len() as u64;
-        let mut drop_slot = |slot: Slot| {
-            if let Slot::Ready(frame) = slot {
-                policy.remove(frame.node);
-            }
-        };
-        if last - first <= resident + SHARDS as u64 {
-            for page in first..=last {
-                if let Some(slot) = self.shard(page).map.write().remove(&page) {
-                    drop_slot(slot);
-                }
-            }
+        let mut state = self.state.lock();
+        let doomed: Vec<u64> = if last - first <= state.resident.len() as u64 {
+            (first..=last).collect()
         } else {
-            for shard in self.shards.iter() {
-                let mut map = shard.map.write();
-                let doomed: Vec<u64> = map
-                    .keys()
-                    .copied()
-                    .filter(|page| (first..=last).contains(page))
-                    .collect();
-                for page in doomed {
-                    if let Some(slot) = map.remove(&page) {
-                        drop_slot(slot);
-                    }
-                }
-            }
+            let in_range = |page: &&u64| (first..=last).contains(*page);
+            state.resident.keys().filter(in_range).copied().collect()
+        };
+        for page in doomed {
+            self.drop_page(&mut state, page);
         }
+        state
+            .loading
+            .retain(|page, _| !(first..=last).contains(page));
     }
 }
 
@@ -573,11 +631,13 @@ impl<D: ReadAt> PageCache<D> {
     /// ```
     pub fn invalidate_all(&self) -> Result<(), Error> {
         {
-            let mut policy = self.policy.lock();
-            for shard in self.shards.iter() {
-                shard.map.write().clear();
+            let mut state = self.state.lock();
+            let pages: Vec<u64> = state.resident.keys().copied().collect();
+            for page in pages {
+                self.drop_page(&mut state, page);
             }
-            policy.clear();
+            state.policy.clear();
+            state.loading.clear();
         }
         self.refresh_size().map(drop)
     }
@@ -777,42 +837,43 @@ impl<D: ReadAt> PageCache<D> {
     pub(crate) fn page_slice(&self, page: u64, size: u64) -> Result<Slice, Error> {
         let page_start = page << self.geometry.page_shift;
         let len = (size - page_start).min(self.page_size() as u64) as usize;
-        let data = self.page_data(page, len, size)?;
-        Ok(Slice::new(page_start, data, 0, len))
-    }
-
-    /// The bytes of `page`, at least `need` of them, from the cache or the device.
-    fn page_data(&self, page: u64, need: usize, size: u64) -> Result<Arc<[u8]>, Error> {
-        let shard = self.shard(page);
         let mut counted = false;
         loop {
-            match self.lookup(page, need, Arc::clone) {
-                Lookup::Hit(data) => {
+            let mut state = self.state.lock();
+            if let Some(&frame) = state.resident.get(&page) {
+                if self.frames.len(frame) >= len {
                     if !counted {
-                        shard.count_hit();
+                        self.hits.add_one();
                     }
-                    return Ok(data);
+                    self.frames.touch_locked(frame, self.epoch.load(Relaxed));
+                    let shared = &mut state.slices[frame as usize];
+                    let data = match shared {
+                        Some(data) if data.len() >= len => data.clone(),
+                        _ => {
+                            let mut bytes = vec![0; self.frames.len(frame)];
+                            self.frames.read_locked(frame, 0, &mut bytes);
+                            let data: Arc<[u8]> = Arc::from(bytes);
+                            *shared = Some(data.clone());
+                            data
+                        }
+                    };
+                    return Ok(Slice::new(page_start, data, 0, len));
                 }
-                Lookup::Stale(data) => self.drop_stale(page, &data),
-                Lookup::Wait(loading) => {
-                    if !counted {
-                        shard.count_miss();
-                        counted = true;
-                    }
-                    loading.wait();
-                }
-                Lookup::Absent => {
-                    if !counted {
-                        shard.count_miss();
-                        counted = true;
-                    }
-                    if let Some(run) = self.reserve_run(page, page)
-                        && let Some(data) = run.fetch(size)?.pop()
-                    {
-                        return Ok(data);
-                    }
-                }
+                self.drop_page(&mut state, page);
             }
+            if !counted {
+                state.misses += 1;
+                counted = true;
+            }
+            if let Some(loading) = state.loading.get(&page).cloned() {
+                drop(state);
+                loading.wait();
+                continue;
+            }
+            let run = self.reserve_run(&mut state, page, page);
+            drop(state);
+            let bytes = run.fetch(size)?;
+            return Ok(Slice::new(page_start, Arc::from(bytes), 0, len));
         }
     }
 
@@ -820,24 +881,18 @@ impl<D: ReadAt> PageCache<D> {
     #[inline]
     pub(crate) fn read_in_bounds(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
         let off = (pos & self.geometry.page_mask()) as usize;
-        let end = off + buf.len();
-        if end <= self.page_size() && !buf.is_empty() {
-            let page = pos >> self.geometry.page_shift;
-            let copied = self.lookup(page, end, |data| {
-                if let Some(src) = data.get(off..end) {
-                    buf.copy_from_slice(src);
-                }
-            });
-            if let Lookup::Hit(()) = copied {
-                self.shard(page).count_hit();
-                return Ok(());
-            }
+        if off + buf.len() <= self.geometry.page_size()
+            && !buf.is_empty()
+            && self.try_hit(pos >> self.geometry.page_shift, off, buf)
+        {
+            return Ok(());
         }
         self.read_slow(pos, buf, size)
     }
 
-    /// The general read: page by page, waiting for pages other threads are
-    /// reading, and fetching each run of missing pages with one device read.
+    /// The general read: page by page, hits without the lock when possible,
+    /// waiting for pages other threads are reading, and fetching each run
+    /// of missing pages with one device read.
     #[inline(never)]
     fn read_slow(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
         let shift = self.geometry.page_shift;
@@ -855,55 +910,56 @@ impl<D: ReadAt> PageCache<D> {
             let page = addr >> shift;
             let off = (addr & mask) as usize;
             let n = (page_size - off).min(buf.len() - done);
-            let dst = &mut buf[done..done + n];
-            let shard = self.shard(page);
-            match self.lookup(page, off + n, |data| {
-                if let Some(src) = data.get(off..off + n) {
-                    dst.copy_from_slice(src);
-                }
-            }) {
-                Lookup::Hit(()) => {
+            if !counted && self.try_hit(page, off, &mut buf[done..done + n]) {
+                done += n;
+                continue;
+            }
+            let mut state = self.state.lock();
+            if let Some(&frame) = state.resident.get(&page) {
+                if self.frames.len(frame) >= off + n {
+                    self.frames
+                        .read_locked(frame, off, &mut buf[done..done + n]);
+                    self.frames.touch_locked(frame, self.epoch.load(Relaxed));
+                    if !self.hints.contains(page, frame) {
+                        self.hints.insert(page, frame);
+                    }
                     if !counted {
-                        shard.count_hit();
+                        self.hits.add_one();
                     }
                     counted = false;
                     done += n;
+                    continue;
                 }
-                Lookup::Stale(data) => self.drop_stale(page, &data),
-                Lookup::Wait(loading) => {
-                    if !counted {
-                        shard.count_miss();
-                        counted = true;
-                    }
-                    loading.wait();
-                }
-                Lookup::Absent => {
-                    if !counted {
-                        shard.count_miss();
-                        counted = true;
-                    }
-                    let Some(run) = self.reserve_run(page, last_page) else {
-                        continue;
-                    };
-                    for data in run.fetch(size)? {
-                        let addr = pos + done as u64;
-                        let off = (addr & mask) as usize;
-                        let n = (page_size - off).min(buf.len() - done);
-                        let src = data.get(off..off + n).ok_or_else(short_page)?;
-                        buf[done..done + n].copy_from_slice(src);
-                        done += n;
-                    }
-                    counted = false;
-                }
+                // Cached when the device was shorter: read it again.
+                self.drop_page(&mut state, page);
             }
+            if !counted {
+                state.misses += 1;
+                counted = true;
+            }
+            if let Some(loading) = state.loading.get(&page).cloned() {
+                drop(state);
+                loading.wait();
+                continue;
+            }
+            let run = self.reserve_run(&mut state, page, last_page);
+            drop(state);
+            let run_start = page << shift;
+            let bytes = run.fetch(size)?;
+            let from = (addr - run_start) as usize;
+            let n = bytes.len().saturating_sub(from).min(buf.len() - done);
+            let src = bytes.get(from..from + n).ok_or_else(short_page)?;
+            buf[done..done + n].copy_from_slice(src);
+            done += n;
+            counted = false;
         }
         Ok(())
     }
 
-    /// Marks the missing pages from `first` (at most up to `last`, and at
-    /// most a batch) as being read by this thread. Stops at the first page
-    /// that is resident or being read; `None` if `first` itself is.
-    fn reserve_run(&self, first: u64, last: u64) -> Option<Reservation<'_, D>> {
+    /// Marks the missing pages from `first` (which is missing; at most up
+    /// to `last`, and at most a batch) as being read by this thread. Stops
+    /// at the first page that is resident or being read.
+    fn reserve_run(&self, state: &mut State, first: u64, last: u64) -> Reservation<'_, D> {
         let max = (last - first)
             .saturating_add(1)
             .min(self.geometry.max_batch_pages as u64);
@@ -911,24 +967,21 @@ impl<D: ReadAt> PageCache<D> {
         let mut count = 0;
         while count < max {
             let page = first + count;
-            let shard = self.shard(page);
-            match shard.map.write().entry(page) {
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Slot::Loading(loading.clone()));
-                }
-                std::collections::hash_map::Entry::Occupied(_) => break,
+            if state.resident.contains_key(&page) || state.loading.contains_key(&page) {
+                break;
             }
+            state.loading.insert(page, loading.clone());
             if count > 0 {
-                shard.count_miss();
+                state.misses += 1;
             }
             count += 1;
         }
-        (count > 0).then(|| Reservation {
+        Reservation {
             cache: self,
             first,
             count,
             loading,
-        })
+        }
     }
 
     /// Fills `buf` from the device at `pos`, counting every call.
@@ -977,8 +1030,8 @@ struct Reservation<'a, D> {
 
 impl<D: ReadAt> Reservation<'_, D> {
     /// Reads the reserved pages (clipped to `size`) with one device read,
-    /// caches them and returns their bytes in order.
-    fn fetch(mut self, size: u64) -> Result<Vec<Arc<[u8]>>, Error> {
+    /// caches them and returns their bytes.
+    fn fetch(mut self, size: u64) -> Result<Vec<u8>, Error> {
         let cache = self.cache;
         let shift = cache.geometry.page_shift;
         let start = self.first << shift;
@@ -991,48 +1044,39 @@ impl<D: ReadAt> Reservation<'_, D> {
         })?;
         let mut bytes = vec![0u8; len];
         cache.read_device(start, &mut bytes)?;
-        let pages: Vec<Arc<[u8]>> = bytes.chunks(cache.page_size()).map(Arc::from).collect();
-        self.install(&pages);
-        Ok(pages)
+        self.install(&bytes);
+        Ok(bytes)
     }
 
-    /// Replaces this reservation's marks by the pages, evicting as needed.
-    /// Marks dropped meanwhile (an invalidation) are not replaced: the bytes
-    /// read may predate the change that caused it.
-    fn install(&mut self, pages: &[Arc<[u8]>]) {
+    /// Puts the pages read into frames, evicting as needed. Pages whose
+    /// mark was dropped meanwhile (an invalidation) are not cached: the
+    /// bytes read may predate the change that caused it.
+    fn install(&mut self, bytes: &[u8]) {
         let cache = self.cache;
-        let mut policy = cache.policy.lock();
+        let mut state = cache.state.lock();
         let epoch = cache.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        for (page, data) in (self.first..).zip(pages) {
-            let map = cache.shard(page).map.read();
-            if !self.owns(map.get(&page)) {
+        for (page, data) in (self.first..).zip(bytes.chunks(cache.page_size())) {
+            let ours = matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading));
+            if !ours {
                 continue;
             }
-            drop(map);
-            while policy.len() >= cache.geometry.capacity && cache.evict_one(&mut policy) {}
-            // Only invalidation (which takes the policy lock, held here)
-            // removes another thread's mark, so the mark is still ours.
-            let mut map = cache.shard(page).map.write();
-            if self.owns(map.get(&page)) {
-                let node = policy.insert(page);
-                map.insert(page, Slot::Ready(Frame::new(data.clone(), node, epoch)));
+            state.loading.remove(&page);
+            if let Some(frame) = cache.take_frame(&mut state) {
+                cache.place(&mut state, frame, page, data, epoch);
             }
         }
         self.count = 0;
-    }
-
-    fn owns(&self, slot: Option<&Slot>) -> bool {
-        matches!(slot, Some(Slot::Loading(loading)) if Arc::ptr_eq(loading, &self.loading))
     }
 }
 
 impl<D> Drop for Reservation<'_, D> {
     fn drop(&mut self) {
-        for page in self.first..self.first + self.count {
-            let mut map = self.cache.shard(page).map.write();
-            if matches!(map.get(&page), Some(Slot::Loading(loading)) if Arc::ptr_eq(loading, &self.loading))
-            {
-                map.remove(&page);
+        if self.count > 0 {
+            let mut state = self.cache.state.lock();
+            for page in self.first..self.first + self.count {
+                if matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading)) {
+                    state.loading.remove(&page);
+                }
             }
         }
         self.loading.finish();

@@ -48,6 +48,14 @@ pub enum Error {
         /// The capacity of the cache, in pages.
         capacity: usize,
     },
+    /// The frames for `capacity` pages of `page_size` bytes, allocated when
+    /// the cache is built, do not fit in memory.
+    TooLarge {
+        /// The capacity asked for, in pages.
+        capacity: usize,
+        /// The page size asked for.
+        page_size: usize,
+    },
     /// `load` was asked for more bytes than a page holds.
     MinLenTooLarge {
         /// The minimum length asked for.
@@ -104,6 +112,13 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "a batch of {max_batch_pages} pages is not between 1 and the capacity ({capacity} pages)"
+            ),
+            Error::TooLarge {
+                capacity,
+                page_size,
+            } => write!(
+                f,
+                "{capacity} pages of {page_size} bytes do not fit in memory"
             ),
             Error::MinLenTooLarge { min_len, page_size } => write!(
                 f,

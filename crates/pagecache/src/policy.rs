@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::shard::PageHasher;
+use crate::hints::PageHasher;
 
 /// Index of a node in the slab; `NIL` ends a list.
 pub(crate) type NodeId = u32;

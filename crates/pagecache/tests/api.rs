@@ -6,7 +6,8 @@ mod common;
 use blockdev::{MemDevice, WriteAt};
 use common::pattern;
 use pagecache::{
-    Builder, ByteSource, ByteSourceExt, Error, OutOfBounds, PageCache, WriteBackCache,
+    Builder, ByteSource, ByteSourceExt, Error, MAX_CAPACITY, MAX_PAGE_SIZE, OutOfBounds, PageCache,
+    WriteBackCache,
 };
 
 static_assertions::assert_impl_all!(PageCache<MemDevice>: Send, Sync);
@@ -38,7 +39,7 @@ fn page_size_and_capacity_must_be_powers_of_two_in_range() {
             "page size {page_size}"
         );
     }
-    for capacity in [0, 3, 1000, (1 << 30) + 2, 1 << 31, usize::MAX] {
+    for capacity in [0, 3, 1000, MAX_CAPACITY + 2, MAX_CAPACITY * 2, usize::MAX] {
         let built = Builder::new().capacity(capacity).build(MemDevice::new());
         assert!(
             matches!(built, Err(Error::InvalidCapacity { capacity: c }) if c == capacity),
@@ -52,7 +53,7 @@ fn page_size_and_capacity_must_be_powers_of_two_in_range() {
             .build(MemDevice::new());
         assert!(matches!(built, Err(Error::InvalidBatch { .. })));
     }
-    for (page_size, capacity) in [(1, 1), (1 << 30, 1), (1, 1 << 30)] {
+    for (page_size, capacity) in [(1, 1), (MAX_PAGE_SIZE, 1), (1, MAX_CAPACITY)] {
         assert!(PageCache::with_geometry(MemDevice::new(), page_size, capacity).is_ok());
     }
 }
@@ -303,7 +304,7 @@ fn empty_copy_shares_the_device_but_not_pages_or_counters() {
         .build(dev.clone())
         .unwrap();
     cache.get_u64_le(3).unwrap();
-    let copy = cache.empty_copy();
+    let copy = cache.empty_copy().unwrap();
     assert_eq!(
         (copy.page_size(), copy.capacity(), copy.size()),
         (16, 4, 100)

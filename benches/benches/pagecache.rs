@@ -1,0 +1,239 @@
+//! pagecache hits against the floor and the crates a user would reach for:
+//! random `get_u64_le` over 10k resident 4 KiB pages (ours, a `Vec` of
+//! pages, `lru::LruCache` behind a `Mutex`, `quick_cache::sync::Cache`, a
+//! memmap2 map, `pread` per access), two threads against one, and a
+//! sequential scan with the page iterator against an mmap copy-out.
+//!
+//! Every variant reads the same precomputed positions and sums the values.
+//! `lru` needs `&mut` even to read, so it is shared behind a `Mutex` as a
+//! user sharing it between threads would (`lru_unshared` shows the same
+//! cache without the lock, for reference). The file is an anonymous file
+//! in `PAGECACHE_BENCH_DIR` (default: the system temp dir).
+
+use std::fs::File;
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blockdev::anonymous_file;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pagecache::{ByteSourceExt, PageCache};
+
+const PAGE: usize = 4096;
+const PAGES: usize = 10_000;
+const READS: usize = 16 * 1024;
+/// Reads per thread-scaling iteration, large enough to hide thread start-up.
+const THREAD_READS: usize = 512 * 1024;
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `n` positions of a `u64` inside one page, on random pages.
+fn positions(n: usize, seed: u64) -> Vec<u64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            let page = splitmix64(&mut state) % PAGES as u64;
+            let offset = splitmix64(&mut state) % (PAGE as u64 - 8);
+            page * PAGE as u64 + offset
+        })
+        .collect()
+}
+
+fn file_bytes() -> Vec<u8> {
+    let mut state = 1;
+    (0..PAGES * PAGE / 8)
+        .flat_map(|_| splitmix64(&mut state).to_le_bytes())
+        .collect()
+}
+
+fn bench_file(bytes: &[u8]) -> File {
+    let dir = std::env::var_os("PAGECACHE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let file = anonymous_file(&dir).expect("create the bench file");
+    file.write_all_at(bytes, 0).expect("fill the bench file");
+    file
+}
+
+/// A cache holding every page of `file`.
+fn warm_cache(file: File) -> PageCache<File> {
+    let cache = PageCache::builder()
+        .page_size(PAGE)
+        .capacity(16 * 1024)
+        .build(file)
+        .expect("valid shape");
+    let mut sink = vec![0; PAGE * 64];
+    for start in (0..PAGES).step_by(64) {
+        let len = (PAGES - start).min(64) * PAGE;
+        cache
+            .blit((start * PAGE) as u64, &mut sink, 0, len)
+            .expect("read the file");
+    }
+    assert_eq!(cache.stats().resident_pages, PAGES);
+    cache
+}
+
+fn sum_ours(cache: &PageCache<File>, positions: &[u64]) -> u64 {
+    positions.iter().fold(0u64, |sum, &pos| {
+        sum.wrapping_add(cache.get_u64_le(pos).unwrap())
+    })
+}
+
+fn config() -> Criterion {
+    let full = std::env::var_os("BENCH_FULL").is_some_and(|v| v == "1");
+    let (warm_up, measure, samples) = if full { (2, 8, 50) } else { (1, 2, 10) };
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500 * warm_up))
+        .measurement_time(Duration::from_secs(measure))
+        .sample_size(samples)
+}
+
+fn random_hits(c: &mut Criterion) {
+    let bytes = file_bytes();
+    let file = bench_file(&bytes);
+    let reopened = file.try_clone().expect("dup the bench file");
+    let cache = warm_cache(file);
+    let positions = positions(READS, 7);
+
+    let floor: Vec<Box<[u8]>> = bytes.chunks(PAGE).map(Box::from).collect();
+    let mut lru_pages = lru::LruCache::new(NonZeroUsize::new(16 * 1024).unwrap());
+    let quick = quick_cache::sync::Cache::new(16 * 1024);
+    for (page, data) in bytes.chunks(PAGE).enumerate() {
+        lru_pages.put(page as u64, Box::<[u8]>::from(data));
+        quick.insert(page as u64, Arc::<[u8]>::from(data));
+    }
+    let lru_shared = Mutex::new(lru_pages.clone());
+    // SAFETY: the file is anonymous (no other process can reach it) and this
+    // bench never writes to it while the map exists.
+    let map = unsafe { memmap2::Mmap::map(&reopened) }.expect("map the bench file");
+
+    let want = sum_ours(&cache, &positions);
+    let mut group = c.benchmark_group("pagecache_get_u64");
+    group.throughput(Throughput::Elements(READS as u64));
+    group.bench_function("ours", |b| {
+        b.iter(|| sum_ours(black_box(&cache), black_box(&positions)))
+    });
+    let sum_floor = |positions: &[u64]| {
+        positions.iter().fold(0u64, |sum, &pos| {
+            let page = &floor[(pos / PAGE as u64) as usize];
+            let off = (pos % PAGE as u64) as usize;
+            sum.wrapping_add(u64::from_le_bytes(page[off..off + 8].try_into().unwrap()))
+        })
+    };
+    assert_eq!(sum_floor(&positions), want);
+    group.bench_function("vec_floor", |b| b.iter(|| sum_floor(black_box(&positions))));
+    group.bench_function("lru_mutex", |b| {
+        b.iter(|| {
+            black_box(&positions).iter().fold(0u64, |sum, &pos| {
+                let mut lru = lru_shared.lock().unwrap();
+                let page = lru.get(&(pos / PAGE as u64)).unwrap();
+                let off = (pos % PAGE as u64) as usize;
+                sum.wrapping_add(u64::from_le_bytes(page[off..off + 8].try_into().unwrap()))
+            })
+        })
+    });
+    group.bench_function("lru_unshared", |b| {
+        b.iter(|| {
+            black_box(&positions).iter().fold(0u64, |sum, &pos| {
+                let page = lru_pages.get(&(pos / PAGE as u64)).unwrap();
+                let off = (pos % PAGE as u64) as usize;
+                sum.wrapping_add(u64::from_le_bytes(page[off..off + 8].try_into().unwrap()))
+            })
+        })
+    });
+    group.bench_function("quick_cache", |b| {
+        b.iter(|| {
+            black_box(&positions).iter().fold(0u64, |sum, &pos| {
+                let page = quick.get(&(pos / PAGE as u64)).unwrap();
+                let off = (pos % PAGE as u64) as usize;
+                sum.wrapping_add(u64::from_le_bytes(page[off..off + 8].try_into().unwrap()))
+            })
+        })
+    });
+    group.bench_function("mmap", |b| {
+        b.iter(|| {
+            black_box(&positions).iter().fold(0u64, |sum, &pos| {
+                let pos = pos as usize;
+                sum.wrapping_add(u64::from_le_bytes(map[pos..pos + 8].try_into().unwrap()))
+            })
+        })
+    });
+    group.bench_function("pread", |b| {
+        b.iter(|| {
+            black_box(&positions).iter().fold(0u64, |sum, &pos| {
+                let mut value = [0u8; 8];
+                reopened.read_exact_at(&mut value, pos).unwrap();
+                sum.wrapping_add(u64::from_le_bytes(value))
+            })
+        })
+    });
+    group.finish();
+
+    // Two threads against one, the same total number of hits.
+    let positions = [positions_for_thread(0), positions_for_thread(1)];
+    let mut group = c.benchmark_group("pagecache_threads");
+    group.throughput(Throughput::Elements(2 * THREAD_READS as u64));
+    group.bench_function("one_thread", |b| {
+        b.iter(|| sum_ours(&cache, &positions[0]).wrapping_add(sum_ours(&cache, &positions[1])))
+    });
+    group.bench_function("two_threads", |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| sum_ours(&cache, &positions[1]));
+                let mine = sum_ours(&cache, &positions[0]);
+                mine.wrapping_add(other.join().unwrap())
+            })
+        })
+    });
+    group.finish();
+
+    // A sequential scan copying every byte out: the page iterator against
+    // a copy out of the map.
+    let mut out = vec![0u8; PAGES * PAGE];
+    let mut at = 0;
+    for slice in cache.get_seq(0).unwrap() {
+        let slice = slice.unwrap();
+        out[at..at + slice.len()].copy_from_slice(&slice);
+        at += slice.len();
+    }
+    assert!(out == bytes, "the page iterator read back different bytes");
+    let mut group = c.benchmark_group("pagecache_scan");
+    group.throughput(Throughput::Bytes((PAGES * PAGE) as u64));
+    group.bench_function("ours_get_seq", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for slice in cache.get_seq(0).unwrap() {
+                let slice = slice.unwrap();
+                out[at..at + slice.len()].copy_from_slice(&slice);
+                at += slice.len();
+            }
+            black_box(&out);
+        })
+    });
+    group.bench_function("mmap_copy", |b| {
+        b.iter(|| {
+            out.copy_from_slice(&map);
+            black_box(&out);
+        })
+    });
+    group.finish();
+    assert_eq!(cache.stats().resident_pages, PAGES);
+}
+
+fn positions_for_thread(thread: u64) -> Vec<u64> {
+    positions(THREAD_READS, 100 + thread)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = random_hits
+}
+criterion_main!(benches);
