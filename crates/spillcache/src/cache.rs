@@ -326,16 +326,25 @@ where
 
     fn get_into_impl(&self, key: &[u8], out: &mut Vec<u8>, store_in_ram: bool) -> Result<bool> {
         self.check_key(key)?;
-        out.clear();
         loop {
             match self.lookup(key) {
-                Lookup::Missing => return Ok(false),
+                Lookup::Missing => {
+                    out.clear();
+                    return Ok(false);
+                }
                 Lookup::Ram(data) => {
+                    out.clear();
                     out.extend_from_slice(&data);
                     return Ok(true);
                 }
                 Lookup::Disk(read) => {
-                    out.resize(read.len, 0);
+                    // The read overwrites every byte, so bytes already in
+                    // `out` serve as they are; only growth is zeroed.
+                    if out.len() > read.len {
+                        out.truncate(read.len);
+                    } else {
+                        out.resize(read.len, 0);
+                    }
                     match self.read_from_disk(key, &read, out, store_in_ram) {
                         Ok(true) => return Ok(true),
                         Ok(false) => out.clear(),

@@ -161,7 +161,7 @@ impl Drop for Keystream {
 }
 
 /// The keyed tag of a ciphertext fed in pieces: one-shot xxh3 when the
-/// whole value comes in one piece, the (identical) streaming form otherwise.
+/// whole value is one piece, the (identical) streaming form otherwise.
 enum Tagger {
     OneShot { seed: u64, tag: u64 },
     Stream(Box<Xxh3>),
@@ -169,7 +169,7 @@ enum Tagger {
 
 impl Tagger {
     fn new(seed: u64, total_len: usize) -> Self {
-        if total_len <= IO_CHUNK {
+        if total_len <= KEYSTREAM_BLOCK {
             Tagger::OneShot {
                 seed,
                 tag: xxh3_64_with_seed(&[], seed),
@@ -211,8 +211,14 @@ pub(crate) fn write_sealed<D: WriteAt + ?Sized>(
             scratch.resize(chunk.len(), 0);
         }
         let cipher = &mut scratch[..chunk.len()];
-        keystream.xor_into(chunk, cipher);
-        tagger.update(cipher);
+        // Piece by piece, so the tag reads each piece while it is in L1.
+        for (plain_piece, cipher_piece) in chunk
+            .chunks(KEYSTREAM_BLOCK)
+            .zip(cipher.chunks_mut(KEYSTREAM_BLOCK))
+        {
+            keystream.xor_into(plain_piece, cipher_piece);
+            tagger.update(cipher_piece);
+        }
         device.write_all_at(pos, cipher)?;
         pos += chunk.len() as u64;
     }
@@ -247,8 +253,11 @@ pub(crate) fn read_sealed<D: ReadAt + ?Sized>(
             result = Err(ReadFailure::Io(e));
             break;
         }
-        tagger.update(chunk);
-        keystream.xor_in_place(chunk);
+        // Piece by piece, so decryption reads each piece while it is in L1.
+        for piece in chunk.chunks_mut(KEYSTREAM_BLOCK) {
+            tagger.update(piece);
+            keystream.xor_in_place(piece);
+        }
         pos += chunk.len() as u64;
     }
     if result.is_ok() && tagger.finish() != seal.tag {
@@ -345,12 +354,14 @@ mod tests {
 
     #[test]
     fn streaming_and_one_shot_tags_agree() {
-        let data = pattern(IO_CHUNK * 2 + 17);
-        let mut streamed = Tagger::new(42, data.len());
-        for piece in data.chunks(IO_CHUNK) {
-            streamed.update(piece);
+        for len in [KEYSTREAM_BLOCK, KEYSTREAM_BLOCK + 1, IO_CHUNK * 2 + 17] {
+            let data = pattern(len);
+            let mut tagger = Tagger::new(42, data.len());
+            for piece in data.chunks(KEYSTREAM_BLOCK) {
+                tagger.update(piece);
+            }
+            assert_eq!(tagger.finish(), xxh3_64_with_seed(&data, 42), "len {len}");
         }
-        assert_eq!(streamed.finish(), xxh3_64_with_seed(&data, 42));
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! spillcache against its raw limits and its peers.
+//!
+//! - `spillcache_spill_1mib`: `add` + `wait_for_write` of a 1 MiB value
+//!   against the work it cannot avoid, done one after the other: ChaCha20
+//!   keystream XOR (rand_chacha) and `pwrite` of the same bytes.
+//! - `spillcache_small_1kib`: add + wait of 1,000 values of 1 KiB
+//!   (overwrites, so holes are reused) in a cache holding 100k values against
+//!   one holding 10k: the per-entry cost must not grow with the cache.
+//! - `spillcache_get_1mib`: `get_into` / `get` of a spilled 1 MiB value
+//!   against the ChaCha20 keystream XOR of 1 MiB in memory.
+//! - `spillcache_defrag`: a forced defragmentation of N MiB of live values
+//!   (1 MiB each; 64 MiB by default, 256 MiB with `BENCH_FULL=1`) against
+//!   `copy_range` (copy_file_range) of the same bytes into a fresh anonymous
+//!   file. The file is packed after the first run, so neighbours merge into
+//!   few `copy_range` calls.
+//! - `spillcache_peers`: write 1,000 values of 4 KiB, wait until they are on
+//!   disk, read them all back: ours, cacache's synchronous API, and one file
+//!   per entry.
+//!
+//! Files live in `SPILLCACHE_BENCH_DIR` (default: the system temp dir).
+
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use spillcache::SpillCache;
+
+const MIB: usize = 1 << 20;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("SPILLCACHE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+fn full() -> bool {
+    std::env::var_os("BENCH_FULL").is_some()
+}
+
+fn measurement_time() -> Duration {
+    Duration::from_secs(if full() { 10 } else { 2 })
+}
+
+/// splitmix64 bytes: incompressible, deterministic.
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
+/// The raw ChaCha20 work of one value: keystream for `src.len()` bytes from
+/// rand_chacha, XORed into `dst`.
+fn chacha_xor(key: u8, src: &[u8], keystream: &mut [u8], dst: &mut [u8]) {
+    let mut rng = ChaCha20Rng::from_seed([key; 32]);
+    rng.set_stream(u64::from(key));
+    rng.fill_bytes(keystream);
+    for ((d, s), k) in dst.iter_mut().zip(src).zip(keystream.iter()) {
+        *d = s ^ k;
+    }
+}
+
+fn group_settings(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement_time());
+}
+
+fn spill_1mib(c: &mut Criterion) {
+    let dir = bench_dir();
+    let value = pseudo_random(MIB, 1);
+    let mut group = c.benchmark_group("spillcache_spill_1mib");
+    group_settings(&mut group);
+    group.throughput(Throughput::Bytes(MIB as u64));
+
+    let cache = SpillCache::new(&dir).expect("cache");
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            // One key: each add frees the previous copy, so every write lands
+            // at offset 0 like the raw pwrite below.
+            cache.add(b"value", black_box(&value)).unwrap();
+            assert!(cache.wait_for_write(WAIT).unwrap());
+        })
+    });
+    drop(cache);
+
+    let file = blockdev::anonymous_file(&dir).expect("file");
+    let mut keystream = vec![0u8; MIB];
+    let mut cipher = vec![0u8; MIB];
+    let mut key = 0u8;
+    group.bench_function("chacha_xor_pwrite", |b| {
+        b.iter(|| {
+            key = key.wrapping_add(1);
+            chacha_xor(key, black_box(&value), &mut keystream, &mut cipher);
+            file.write_all_at(&cipher, 0).unwrap();
+        })
+    });
+    group.finish();
+}
+
+/// A cache holding `n` values of 1 KiB, all on disk.
+fn filled_cache(dir: &Path, n: usize, value: &[u8]) -> SpillCache {
+    let cache = SpillCache::new(dir).expect("cache");
+    for i in 0..n {
+        cache.add(&(i as u64).to_le_bytes(), value).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache
+}
+
+fn small_1kib(c: &mut Criterion) {
+    const BATCH: usize = 1000;
+    let dir = bench_dir();
+    let value = pseudo_random(1024, 2);
+    let mut group = c.benchmark_group("spillcache_small_1kib");
+    group_settings(&mut group);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, n) in [("at_10k", 10_000usize), ("at_100k", 100_000)] {
+        let cache = filled_cache(&dir, n, &value);
+        let mut next = 0usize;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // Overwrite the next BATCH keys, cycling through all n.
+                for _ in 0..BATCH {
+                    cache
+                        .add(&(next as u64).to_le_bytes(), black_box(&value))
+                        .unwrap();
+                    next = (next + 1) % n;
+                }
+                assert!(cache.wait_for_write(WAIT).unwrap());
+            })
+        });
+        assert_eq!(cache.len(), n);
+    }
+    group.finish();
+}
+
+fn get_1mib(c: &mut Criterion) {
+    let dir = bench_dir();
+    let value = pseudo_random(MIB, 3);
+    let cache = SpillCache::new(&dir).expect("cache");
+    cache.add(b"value", &value).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+
+    let mut group = c.benchmark_group("spillcache_get_1mib");
+    group_settings(&mut group);
+    group.throughput(Throughput::Bytes(MIB as u64));
+    let mut out = Vec::new();
+    group.bench_function("get_into", |b| {
+        b.iter(|| assert!(cache.get_into(black_box(b"value"), &mut out).unwrap()))
+    });
+    assert!(out == value);
+    group.bench_function("get", |b| {
+        b.iter(|| cache.get(black_box(b"value")).unwrap().unwrap())
+    });
+    let mut keystream = vec![0u8; MIB];
+    let mut plain = vec![0u8; MIB];
+    let mut key = 0u8;
+    group.bench_function("chacha_xor", |b| {
+        b.iter(|| {
+            key = key.wrapping_add(1);
+            chacha_xor(key, black_box(&value), &mut keystream, &mut plain);
+        })
+    });
+    group.finish();
+}
+
+fn defrag(c: &mut Criterion) {
+    let dir = bench_dir();
+    let mib = if full() { 256 } else { 64 };
+    let cache = SpillCache::builder(&dir)
+        .defrag_factor(1e9) // only the forced defrags below
+        .build()
+        .expect("cache");
+    for i in 0..mib {
+        cache
+            .add(&(i as u64).to_le_bytes(), &pseudo_random(MIB, i as u64))
+            .unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    let bytes = (mib * MIB) as u64;
+    assert_eq!(cache.size_on_disk(), bytes);
+
+    let mut group = c.benchmark_group("spillcache_defrag");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement_time() * 2);
+    group.throughput(Throughput::Bytes(bytes));
+    group.bench_function("ours", |b| b.iter(|| assert!(cache.defrag(WAIT).unwrap())));
+    assert_eq!(cache.stats().bytes_defragged % bytes, 0);
+
+    let src = cache.current_file();
+    group.bench_function("copy_file_range", |b| {
+        b.iter(|| {
+            let dst = blockdev::anonymous_file(&dir).unwrap();
+            assert_eq!(
+                blockdev::copy_range(&*src, 0, &dst, 0, bytes).unwrap(),
+                bytes
+            );
+            dst
+        })
+    });
+    group.finish();
+}
+
+/// A fresh directory under the bench dir, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = bench_dir().join(format!(
+            "spillcache-bench-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        ScratchDir(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn peers(c: &mut Criterion) {
+    const ENTRIES: usize = 1000;
+    let values: Vec<Vec<u8>> = (0..ENTRIES)
+        .map(|i| pseudo_random(4096, 100 + i as u64))
+        .collect();
+    let keys: Vec<String> = (0..ENTRIES).map(|i| format!("entry-{i}")).collect();
+    let mut group = c.benchmark_group("spillcache_peers");
+    group_settings(&mut group);
+    group.throughput(Throughput::Elements(ENTRIES as u64));
+
+    group.bench_function("ours", |b| {
+        b.iter_batched(
+            || ScratchDir::new("ours"),
+            |dir| {
+                let cache = SpillCache::new(&dir.0).unwrap();
+                for (key, value) in keys.iter().zip(&values) {
+                    cache.add(key.as_bytes(), value).unwrap();
+                }
+                assert!(cache.wait_for_write(WAIT).unwrap());
+                let mut buf = Vec::new();
+                for key in &keys {
+                    assert!(cache.get_into(key.as_bytes(), &mut buf).unwrap());
+                    black_box(&buf);
+                }
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("cacache", |b| {
+        b.iter_batched(
+            || ScratchDir::new("cacache"),
+            |dir| {
+                for (key, value) in keys.iter().zip(&values) {
+                    cacache::write_sync(&dir.0, key, value).unwrap();
+                }
+                for key in &keys {
+                    black_box(cacache::read_sync(&dir.0, key).unwrap());
+                }
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("file_per_entry", |b| {
+        b.iter_batched(
+            || ScratchDir::new("files"),
+            |dir| {
+                for (key, value) in keys.iter().zip(&values) {
+                    std::fs::write(dir.0.join(key), value).unwrap();
+                }
+                for key in &keys {
+                    black_box(std::fs::read(dir.0.join(key)).unwrap());
+                }
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spill_1mib, small_1kib, get_1mib, defrag, peers);
+criterion_main!(benches);
