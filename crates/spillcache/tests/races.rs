@@ -1,0 +1,234 @@
+//! The races kitty got wrong, made deterministic: a device that holds every
+//! write until the test lets it through, so the test can overwrite, remove
+//! or clear a value while its write is under way.
+
+mod common;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blockdev::{MemDevice, ReadAt, WriteAt};
+use common::WAIT;
+use parking_lot::{Condvar, Mutex};
+use spillcache::{Builder, Error, SpillCache};
+
+/// Counts writes that reached the gate and lets them pass only while open.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(bool, usize)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut state = self.state.lock();
+        state.1 += 1;
+        self.changed.notify_all();
+        while !state.0 {
+            self.changed.wait(&mut state);
+        }
+    }
+
+    fn wait_for_writer(&self) {
+        let mut state = self.state.lock();
+        while state.1 == 0 {
+            assert!(!self.changed.wait_for(&mut state, WAIT).timed_out());
+        }
+    }
+
+    fn open(&self) {
+        self.state.lock().0 = true;
+        self.changed.notify_all();
+    }
+}
+
+struct GatedDevice {
+    inner: MemDevice,
+    gate: Arc<Gate>,
+}
+
+impl ReadAt for GatedDevice {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(pos, buf)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+}
+
+impl WriteAt for GatedDevice {
+    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+        self.gate.pass();
+        self.inner.write_at(pos, buf)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A cache whose first write blocks until `gate.open()`.
+fn gated() -> (SpillCache<GatedDevice>, Arc<Gate>, MemDevice) {
+    let gate = Arc::new(Gate::default());
+    let inner = MemDevice::new();
+    let (g, i) = (Arc::clone(&gate), inner.clone());
+    let cache = Builder::with_file_factory(move || {
+        Ok(GatedDevice {
+            inner: i.clone(),
+            gate: Arc::clone(&g),
+        })
+    })
+    .build()
+    .unwrap();
+    (cache, gate, inner)
+}
+
+#[test]
+fn a_write_that_finishes_after_an_overwrite_is_discarded() {
+    let (cache, gate, _) = gated();
+    cache.add(b"k", &[1; 300]).unwrap();
+    gate.wait_for_writer(); // the old value's write is under way
+    cache.add(b"k", &[2; 100]).unwrap();
+    assert_eq!(
+        cache.get(b"k").unwrap(),
+        Some(vec![2; 100]),
+        "served from RAM"
+    );
+    gate.open();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    let stats = cache.stats();
+    assert_eq!((stats.writes, stats.discarded_writes), (1, 1));
+    assert_eq!(
+        cache.get(b"k").unwrap(),
+        Some(vec![2; 100]),
+        "read from the file"
+    );
+    assert_eq!(cache.num_cached_in_ram(), 0);
+    // The old write's 300 bytes were freed before the new value was placed.
+    assert_eq!(cache.disk_offset(b"k"), Some(0));
+    assert_eq!(cache.size_on_disk(), 100);
+    cache.check_invariants().unwrap();
+}
+
+#[test]
+fn a_write_that_finishes_after_a_remove_is_discarded() {
+    let (cache, gate, _) = gated();
+    cache.add(b"k", &[1; 300]).unwrap();
+    gate.wait_for_writer();
+    assert!(cache.remove(b"k"));
+    assert!(
+        cache.wait_for_write(Duration::ZERO).unwrap(),
+        "nothing left to write"
+    );
+    gate.open();
+    cache.add(b"other", &[3; 10]).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert_eq!(cache.stats().discarded_writes, 1);
+    assert_eq!(cache.disk_offset(b"other"), Some(0));
+    assert_eq!(cache.size_on_disk(), 10);
+    cache.check_invariants().unwrap();
+}
+
+#[test]
+fn a_write_that_finishes_after_a_clear_is_discarded_and_trimmed() {
+    let (cache, gate, inner) = gated();
+    cache.add(b"k", &[1; 300]).unwrap();
+    gate.wait_for_writer();
+    cache.clear().unwrap();
+    assert_eq!((cache.size_on_disk(), inner.size().unwrap()), (0, 0));
+    cache.add(b"new", &[4; 20]).unwrap();
+    gate.open();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.get(b"k").unwrap(), None);
+    assert_eq!(cache.get(b"new").unwrap(), Some(vec![4; 20]));
+    assert_eq!(cache.stats().discarded_writes, 1);
+    assert_eq!(cache.disk_offset(b"new"), Some(0));
+    assert_eq!(cache.size_on_disk(), 20);
+    cache.check_invariants().unwrap();
+    // The stale write extended the file to 300 bytes; the idle writer cuts
+    // it back (a test of eventual state, so poll briefly).
+    let deadline = std::time::Instant::now() + WAIT;
+    while inner.size().unwrap() != 20 {
+        assert!(std::time::Instant::now() < deadline, "never trimmed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A device whose writes panic, to kill the writer thread.
+struct PanickingDevice(MemDevice);
+
+impl ReadAt for PanickingDevice {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(pos, buf)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.0.size()
+    }
+}
+
+impl WriteAt for PanickingDevice {
+    fn write_at(&self, _: u64, _: &[u8]) -> io::Result<usize> {
+        panic!("device write panicked (expected by the test)");
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dead_writer_is_reported_and_values_stay_readable() {
+    let cache = Builder::with_file_factory(|| Ok(PanickingDevice(MemDevice::new())))
+        .build()
+        .unwrap();
+    cache.add(b"k", b"value").unwrap();
+    assert!(matches!(
+        cache.wait_for_write(WAIT),
+        Err(Error::WriterStopped)
+    ));
+    assert!(matches!(cache.defrag(WAIT), Err(Error::WriterStopped)));
+    assert_eq!(cache.get(b"k").unwrap(), Some(b"value".to_vec()));
+    drop(cache); // joins the dead thread without hanging or panicking
+}
+
+#[test]
+fn large_values_span_several_device_calls() {
+    let cache = common::mem_builder().build().unwrap();
+    let value: Vec<u8> = (0..3 * (1 << 20) + 12_345)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    cache.add(b"big", &value).unwrap();
+    cache.add(b"small", b"x").unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.get(b"big").unwrap().as_ref(), Some(&value));
+    let mut exact = vec![0u8; value.len()];
+    assert_eq!(
+        cache.get_into_slice(b"big", &mut exact).unwrap(),
+        Some(value.len())
+    );
+    assert!(exact == value);
+    assert!(matches!(
+        cache.get_into_slice(b"big", &mut exact[1..]),
+        Err(Error::BufferTooSmall { needed, got }) if needed == value.len() && got == value.len() - 1
+    ));
+    assert!(cache.contains_key(b"big") && !cache.contains_key(b"none"));
+    assert_eq!(cache.size_on_disk(), value.len() as u64 + 1);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.writes, stats.bytes_written),
+        (2, value.len() as u64 + 1)
+    );
+    assert!(format!("{cache:?}").contains("total_size"));
+}
