@@ -14,6 +14,11 @@ use crate::cache::SpillCache;
 use crate::error::Error;
 
 /// Keys are `b"k"` plus one byte below this, so ops collide often.
+///
+/// ```
+/// // Key bytes 3 and 19 name the same key.
+/// assert_eq!(3 % spillcache::fuzz::KEY_SPACE, 19 % spillcache::fuzz::KEY_SPACE);
+/// ```
 pub const KEY_SPACE: u8 = 16;
 
 /// How long a checking step may wait for the writer before it is a failure.

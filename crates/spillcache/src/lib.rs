@@ -54,6 +54,18 @@
 //! xxh3 costs about a tenth. It detects any damage to the file; it is not a
 //! proven MAC against an attacker who can rewrite the file.
 //!
+//! # What is and is not protected
+//!
+//! - The file holds only ciphertext; it has no name (so no other process can
+//!   open it by path), mode 0600, and vanishes with the process.
+//! - Keys, nonces and tag seeds exist only in RAM, boxed so that moving an
+//!   entry leaves no copy behind, and are zeroed when dropped. Keystream
+//!   scratch is zeroed and the generator state overwritten after each use;
+//!   copies the compiler makes on the stack are beyond reach (best effort).
+//! - Values waiting in RAM (and RAM copies) are plaintext and are not zeroed
+//!   when freed: the cache protects what reaches the disk, not the process
+//!   memory.
+//!
 //! # Differences from kitty
 //!
 //! - `size_on_disk` is the end of data, and a hole that reaches the end moves

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::{TempDir, WAIT};
 use spillcache::SpillCache;
 
-const THREADS: usize = 4;
-const OPS_PER_THREAD: usize = 25_000;
+/// Operations per run, split between the threads.
+const OPS: usize = 100_000;
 const KEYS: usize = 32;
 /// Versions announced per key; 0 means "removed".
 type Announced = Vec<AtomicU64>;
@@ -53,21 +53,21 @@ impl Rng {
     }
 }
 
-/// Each thread owns the keys `k` with `k % THREADS == thread`: for them it
+/// Each thread owns the keys `k` with `k % threads == thread`: for them it
 /// knows the exact current value. Keys of other threads must read as `None`
 /// or a value of that key whose version was announced (the owner announces a
 /// version before adding it), never older than one this thread saw before.
-fn worker(cache: &SpillCache, announced: &Announced, thread: usize) {
+fn worker(cache: &SpillCache, announced: &Announced, thread: usize, threads: usize) {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ ((thread as u64 + 1) * 0x9E37));
     let mut own: Vec<Option<u64>> = vec![None; KEYS];
     let mut last_seen = vec![0u64; KEYS];
     let mut next_version = 1u64;
     let mut buf = Vec::new();
-    for _ in 0..OPS_PER_THREAD {
+    for _ in 0..OPS / threads {
         let r = rng.next();
         let key = (r >> 8) as usize % KEYS;
         let key_bytes = [key as u8];
-        let owner = key % THREADS == thread;
+        let owner = key % threads == thread;
         match r % 10 {
             0..=3 if owner => {
                 let version = ((thread as u64) << 48) | next_version;
@@ -101,7 +101,16 @@ fn worker(cache: &SpillCache, announced: &Announced, thread: usize) {
 }
 
 #[test]
-fn concurrent_adds_removes_and_gets_never_see_wrong_values() {
+fn two_threads_never_see_wrong_values() {
+    stress(2);
+}
+
+#[test]
+fn eight_threads_never_see_wrong_values() {
+    stress(8);
+}
+
+fn stress(threads: usize) {
     let dir = TempDir::new("stress");
     let cache = Arc::new(
         SpillCache::builder(dir.path())
@@ -111,11 +120,11 @@ fn concurrent_adds_removes_and_gets_never_see_wrong_values() {
             .unwrap(),
     );
     let announced: Arc<Announced> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
-    let workers: Vec<_> = (0..THREADS)
+    let workers: Vec<_> = (0..threads)
         .map(|thread| {
             let cache = Arc::clone(&cache);
             let announced = Arc::clone(&announced);
-            std::thread::spawn(move || worker(&cache, &announced, thread))
+            std::thread::spawn(move || worker(&cache, &announced, thread, threads))
         })
         .collect();
     for w in workers {
