@@ -104,12 +104,15 @@ where
         end += m.len;
     }
 
-    MutexGuard::unlocked(guard, || copy_moves(&*old_file, &new_file, &moves))?;
+    let copied = MutexGuard::unlocked(guard, || copy_moves(&*old_file, &new_file, &moves));
 
     let state = &mut **guard;
+    // A `clear` during the copy may have cut the old file short: that is no
+    // failure, the copy is simply void.
     if state.file_epoch != epoch || state.shutting_down {
         return Ok(Outcome::Skipped);
     }
+    copied?;
     let mut holes = HoleIndex::packed(end, shared.config.small_hole_threshold);
     let mut disk_bytes = 0;
     for m in &moves {

@@ -41,6 +41,11 @@ impl Gate {
         self.state.lock().0 = true;
         self.changed.notify_all();
     }
+
+    /// Holds writes again and forgets the ones already counted.
+    fn close(&self) {
+        *self.state.lock() = (false, 0);
+    }
 }
 
 struct GatedDevice {
@@ -159,6 +164,69 @@ fn a_write_that_finishes_after_a_clear_is_discarded_and_trimmed() {
         assert!(std::time::Instant::now() < deadline, "never trimmed");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A cache with `n` values of 100 bytes on disk, then the gate closed so the
+/// next write (a defrag's copy) blocks.
+fn gated_with_values(n: u8) -> (SpillCache<GatedDevice>, Arc<Gate>) {
+    let (cache, gate, _) = gated();
+    gate.open();
+    for i in 0..n {
+        cache.add(&[i], &[i; 100]).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    gate.close();
+    (cache, gate)
+}
+
+#[test]
+fn values_changed_during_a_defrag_copy_stay_correct() {
+    let (cache, gate) = gated_with_values(6);
+    let cache = Arc::new(cache);
+    let defrag = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || cache.defrag(WAIT))
+    };
+    gate.wait_for_writer(); // the copy into the new file is under way
+    assert!(cache.remove(&[1]));
+    cache.add(&[2], &[22; 50]).unwrap();
+    cache.add_memory_only(&[3], b"ram").unwrap();
+    gate.open();
+    assert!(defrag.join().unwrap().unwrap());
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.stats().defrags, 1);
+    assert_eq!(cache.get(&[1]).unwrap(), None);
+    assert_eq!(cache.get(&[2]).unwrap(), Some(vec![22; 50]));
+    assert_eq!(cache.get(&[3]).unwrap(), Some(b"ram".to_vec()));
+    for i in [0u8, 4, 5] {
+        assert_eq!(cache.get(&[i]).unwrap(), Some(vec![i; 100]));
+    }
+    // Packed 0,1,2,3,4,5 -> the copies of 1, 2 and 3 are holes in the new file,
+    // and the new value of 2 went into the first of them.
+    assert_eq!(cache.disk_offset(&[2]), Some(100));
+    assert_eq!(cache.holes(), [(150, 250)]);
+    cache.check_invariants().unwrap();
+}
+
+#[test]
+fn a_clear_during_a_defrag_copy_voids_the_copy() {
+    let (cache, gate) = gated_with_values(4);
+    let cache = Arc::new(cache);
+    let defrag = {
+        let cache = Arc::clone(&cache);
+        std::thread::spawn(move || cache.defrag(WAIT))
+    };
+    gate.wait_for_writer();
+    cache.clear().unwrap();
+    gate.open();
+    assert!(defrag.join().unwrap().unwrap(), "served, not failed");
+    let stats = cache.stats();
+    assert_eq!((stats.defrags, stats.defrag_failures), (0, 0));
+    assert_eq!((cache.len(), cache.size_on_disk()), (0, 0));
+    cache.add(b"after", b"clear").unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.disk_offset(b"after"), Some(0));
+    assert_eq!(cache.get(b"after").unwrap(), Some(b"clear".to_vec()));
 }
 
 /// A device whose writes panic, to kill the writer thread.
