@@ -56,7 +56,8 @@ fn file_bytes() -> Vec<u8> {
 }
 
 fn bench_file(bytes: &[u8]) -> File {
-    let dir = std::env::var_os("PAGECACHE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir =
+        std::env::var_os("PAGECACHE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let file = anonymous_file(&dir).expect("create the bench file");
     file.write_all_at(bytes, 0).expect("fill the bench file");
     file

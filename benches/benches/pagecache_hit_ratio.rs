@@ -52,7 +52,12 @@ fn uniform(set_pages: usize, seed: u64) -> Trace {
     let mut state = seed;
     let set = scattered_pages(set_pages, &mut state);
     (0..WARM_UP + MEASURED)
-        .map(|_| (set[(splitmix64(&mut state) % set.len() as u64) as usize], true))
+        .map(|_| {
+            (
+                set[(splitmix64(&mut state) % set.len() as u64) as usize],
+                true,
+            )
+        })
         .collect()
 }
 
@@ -84,7 +89,10 @@ fn scan_with_hot_set(seed: u64) -> Trace {
     (0..WARM_UP + MEASURED)
         .map(|i| {
             if i % 2 == 0 || i < WARM_UP / 2 {
-                (hot[(splitmix64(&mut state) % hot.len() as u64) as usize], true)
+                (
+                    hot[(splitmix64(&mut state) % hot.len() as u64) as usize],
+                    true,
+                )
             } else {
                 (scan_start + i as u64, false)
             }
@@ -116,7 +124,11 @@ fn measure(trace: &Trace, mut access: impl FnMut(u64) -> bool) -> Ratio {
 }
 
 fn ours(trace: &Trace) -> Ratio {
-    let device = MemDevice::from_vec(vec![0; ((ADDRESS_PAGES + MEASURED as u64 + WARM_UP as u64) * PAGE) as usize]);
+    let device = MemDevice::from_vec(vec![
+        0;
+        ((ADDRESS_PAGES + MEASURED as u64 + WARM_UP as u64) * PAGE)
+            as usize
+    ]);
     let cache = PageCache::builder()
         .page_size(PAGE as usize)
         .capacity(CAPACITY)
@@ -169,7 +181,11 @@ fn main() {
     for (name, trace) in &workloads {
         let results = [ours(trace), strict_lru(trace), direct_mapped(trace)];
         let row = |pick: fn(&Ratio) -> f64| -> String {
-            results.iter().map(|r| percent(pick(r))).collect::<Vec<_>>().join(" | ")
+            results
+                .iter()
+                .map(|r| percent(pick(r)))
+                .collect::<Vec<_>>()
+                .join(" | ")
         };
         writeln!(table, "| {name} | {} |", row(|r| r.all)).unwrap();
         if name.starts_with("scan") {

@@ -96,8 +96,10 @@ struct State {
     nodes: Vec<NodeId>,
     /// Per frame: the bytes last handed out as a `Slice`.
     slices: Vec<Option<Arc<[u8]>>>,
-    /// Frames used before and free now.
+    /// Free frames (entries whose `is_free` was cleared since are stale and
+    /// skipped), and whether each frame is free.
     free: Vec<FrameId>,
+    is_free: Vec<bool>,
     misses: u64,
     evictions: u64,
 }
@@ -186,9 +188,10 @@ impl<D: ReadAt> PageCache<D> {
                 resident: HashMap::default(),
                 loading: HashMap::default(),
                 policy: Policy::new(geometry.capacity),
-                nodes: Vec::new(),
-                slices: Vec::new(),
-                free: Vec::new(),
+                nodes: vec![NodeId::MAX; geometry.capacity],
+                slices: vec![None; geometry.capacity],
+                free: (0..geometry.capacity as FrameId).rev().collect(),
+                is_free: vec![true; geometry.capacity],
                 misses: 0,
                 evictions: 0,
             }),
@@ -455,35 +458,66 @@ impl<D> PageCache<D> {
         Ok(pages.div_ceil(self.geometry.max_batch_pages as u64))
     }
 
-    /// The lock-free hit: copies `dst.len()` bytes at in-page offset `off`
-    /// of `page` if a hint leads to a frame holding them.
+    /// The frame `page` lives in whenever it can: its page number modulo
+    /// the capacity. A hit on a page at home needs no table lookup at all.
     #[inline]
-    fn try_hit(&self, page: u64, off: usize, dst: &mut [u8]) -> bool {
-        let frame = self.hints.find(page);
-        match self
-            .frames
-            .read(frame, page, off, dst, self.epoch.load(Relaxed))
-        {
-            Copied::Done => {
-                self.hits.add_one();
-                true
-            }
-            Copied::Retry => false,
-        }
+    fn home(&self, page: u64) -> FrameId {
+        (page & (self.geometry.capacity as u64 - 1)) as FrameId
     }
 
-    /// A free frame: never used, freed, or taken from the page the policy
-    /// evicts. `None` only if the capacity holds no page at all.
-    fn take_frame(&self, state: &mut State) -> Option<FrameId> {
-        if let Some(frame) = state.free.pop() {
-            return Some(frame);
+    /// The lock-free hit: copies `dst.len()` bytes at in-page offset `off`
+    /// of `page` from its home frame, or else from the frame a hint names.
+    #[inline]
+    fn try_hit(&self, page: u64, off: usize, dst: &mut [u8]) -> bool {
+        let epoch = self.epoch.load(Relaxed);
+        let home = self.home(page);
+        let copied = match self.frames.read(home, page, off, dst, epoch) {
+            Copied::Done => true,
+            Copied::Retry => {
+                let frame = self.hints.find(page);
+                frame != home
+                    && matches!(self.frames.read(frame, page, off, dst, epoch), Copied::Done)
+            }
+        };
+        if copied {
+            self.hits.add_one();
         }
-        if state.nodes.len() < self.geometry.capacity {
-            let frame = FrameId::try_from(state.nodes.len()).ok()?;
-            state.nodes.push(NodeId::MAX);
-            state.slices.push(None);
-            return Some(frame);
+        copied
+    }
+
+    /// A frame for `page`: its home frame if free; else a free frame or the
+    /// frame of the page the policy evicts, and then, if the home frame
+    /// holds a page that is not at home there, that page moves to the new
+    /// frame so `page` can live at home. `None` only if the capacity holds
+    /// no page at all.
+    fn take_frame(&self, state: &mut State, page: u64) -> Option<FrameId> {
+        let home = self.home(page);
+        if state.is_free[home as usize] {
+            state.is_free[home as usize] = false;
+            return Some(home);
         }
+        let frame = loop {
+            match state.free.pop() {
+                Some(frame) if state.is_free[frame as usize] => {
+                    state.is_free[frame as usize] = false;
+                    break frame;
+                }
+                Some(_) => {}
+                None => break self.evict(state)?,
+            }
+        };
+        if frame != home
+            && let Some(guest) = self.frames.page_of(home)
+            && self.home(guest) != home
+        {
+            self.relocate(state, guest, home, frame);
+            return Some(home);
+        }
+        Some(frame)
+    }
+
+    /// Evicts the page the policy chooses; returns its frame.
+    fn evict(&self, state: &mut State) -> Option<FrameId> {
         let State {
             policy, resident, ..
         } = state;
@@ -500,12 +534,30 @@ impl<D> PageCache<D> {
         Some(frame)
     }
 
-    /// Makes `frame` hold `page`, and tells the policy and the hints.
+    /// Moves resident `page` from frame `from` to the free frame `to`.
+    /// Readers of `page` still on `from` see valid bytes until `from` is
+    /// rewritten, then retry and find it through its new hint.
+    fn relocate(&self, state: &mut State, page: u64, from: FrameId, to: FrameId) {
+        let mut bytes = vec![0; self.frames.len(from)];
+        self.frames.read_locked(from, 0, &mut bytes);
+        self.frames
+            .write(to, page, &bytes, self.epoch.load(Relaxed));
+        state.resident.insert(page, to);
+        state.nodes[to as usize] = state.nodes[from as usize];
+        state.slices[to as usize] = state.slices[from as usize].take();
+        self.hints.remove(page, from);
+        self.hints.insert(page, to);
+    }
+
+    /// Makes `frame` hold `page`, and tells the policy (and the hints, for
+    /// a page away from home).
     fn place(&self, state: &mut State, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
         self.frames.write(frame, page, bytes, epoch);
         state.nodes[frame as usize] = state.policy.insert(page);
         state.resident.insert(page, frame);
-        self.hints.insert(page, frame);
+        if frame != self.home(page) {
+            self.hints.insert(page, frame);
+        }
     }
 
     /// Drops `page` if resident: invalidated, or cached short.
@@ -517,6 +569,15 @@ impl<D> PageCache<D> {
             state.policy.remove(node);
             state.slices[frame as usize] = None;
             state.free.push(frame);
+            state.is_free[frame as usize] = true;
+            // Frames taken as homes leave stale entries; keep the list short.
+            if state.free.len() > 2 * self.geometry.capacity {
+                let State { free, is_free, .. } = state;
+                let mut listed = vec![false; is_free.len()];
+                free.retain(|&f| {
+                    is_free[f as usize] && !std::mem::replace(&mut listed[f as usize], true)
+                });
+            }
         }
     }
 
@@ -532,7 +593,7 @@ impl<D> PageCache<D> {
             state.slices[frame as usize] = Some(data);
             return;
         }
-        if let Some(frame) = self.take_frame(&mut state) {
+        if let Some(frame) = self.take_frame(&mut state, page) {
             self.place(&mut state, frame, page, &data, epoch);
             state.slices[frame as usize] = Some(data);
         }
@@ -920,7 +981,7 @@ impl<D: ReadAt> PageCache<D> {
                     self.frames
                         .read_locked(frame, off, &mut buf[done..done + n]);
                     self.frames.touch_locked(frame, self.epoch.load(Relaxed));
-                    if !self.hints.contains(page, frame) {
+                    if frame != self.home(page) && !self.hints.contains(page, frame) {
                         self.hints.insert(page, frame);
                     }
                     if !counted {
@@ -1061,7 +1122,7 @@ impl<D: ReadAt> Reservation<'_, D> {
                 continue;
             }
             state.loading.remove(&page);
-            if let Some(frame) = cache.take_frame(&mut state) {
+            if let Some(frame) = cache.take_frame(&mut state, page) {
                 cache.place(&mut state, frame, page, data, epoch);
             }
         }

@@ -163,6 +163,12 @@ impl Frames {
         self.copy_out(frame, off, dst);
     }
 
+    /// The page `frame` holds, if any (state lock held).
+    pub(crate) fn page_of(&self, frame: FrameId) -> Option<u64> {
+        let page = self.head(frame)?.page.load(Relaxed);
+        (page != NO_PAGE).then_some(page)
+    }
+
     /// Length of the page `frame` holds (state lock held).
     pub(crate) fn len(&self, frame: FrameId) -> usize {
         self.head(frame).map_or(0, |h| h.len.load(Relaxed) as usize)

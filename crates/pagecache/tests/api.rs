@@ -32,7 +32,15 @@ fn defaults_are_4096_bytes_by_1024_pages() {
 
 #[test]
 fn page_size_and_capacity_must_be_powers_of_two_in_range() {
-    for page_size in [0, 3, 100, 4095, (1 << 30) + 1, 1 << 31, usize::MAX] {
+    for page_size in [
+        0,
+        3,
+        100,
+        4095,
+        MAX_PAGE_SIZE + 1,
+        MAX_PAGE_SIZE * 2,
+        usize::MAX,
+    ] {
         let built = Builder::new().page_size(page_size).build(MemDevice::new());
         assert!(
             matches!(built, Err(Error::InvalidPageSize { page_size: p }) if p == page_size),
@@ -53,7 +61,7 @@ fn page_size_and_capacity_must_be_powers_of_two_in_range() {
             .build(MemDevice::new());
         assert!(matches!(built, Err(Error::InvalidBatch { .. })));
     }
-    for (page_size, capacity) in [(1, 1), (MAX_PAGE_SIZE, 1), (1, MAX_CAPACITY)] {
+    for (page_size, capacity) in [(1, 1), (1 << 16, 2), (1, MAX_CAPACITY)] {
         assert!(PageCache::with_geometry(MemDevice::new(), page_size, capacity).is_ok());
     }
 }
@@ -413,4 +421,31 @@ fn counters_count_page_lookups() {
     assert_eq!((stats.hits, stats.misses, stats.device_reads), (3, 4, 2));
     assert_eq!(stats.resident_pages, 4);
     assert!((stats.hit_ratio() - 3.0 / 7.0).abs() < 1e-12);
+}
+
+#[test]
+fn pages_that_share_a_home_frame_are_all_cached_and_read_right() {
+    // Capacity 4: pages 1, 5, 9 and 13 all have home frame 1.
+    let data = pattern(16 * 8);
+    let cache = build(16 * 8, 8, 4);
+    for round in 0..3 {
+        for page in [1u64, 5, 9, 13] {
+            let got = cache.get_u64_le(page * 8).unwrap();
+            assert_eq!(
+                got,
+                u64::from_le_bytes(data[page as usize * 8..][..8].try_into().unwrap())
+            );
+        }
+        if round == 0 {
+            assert_eq!(cache.stats().misses, 4);
+        }
+    }
+    assert_eq!((cache.stats().misses, cache.stats().resident_pages), (4, 4));
+    // A page coming home moves the guest living there, which stays cached.
+    cache.invalidate(8, 8).unwrap();
+    cache.get_u8(2 * 8).unwrap();
+    for page in [2u64, 5, 9, 13] {
+        assert!(cache.is_cached(page * 8), "page {page}");
+        assert_eq!(cache.get_u8(page * 8).unwrap(), data[page as usize * 8]);
+    }
 }
