@@ -52,11 +52,15 @@
 //! evicted while it fits.
 //!
 //! # Hits without locks
-//! A hit takes no lock and does no atomic read-modify-write: it looks the
-//! page up in a small hint table, copies the bytes out of an arena of
-//! `AtomicU64` words with plain loads, and checks the frame's sequence
-//! number to know no writer changed the frame meanwhile (a sequence lock,
-//! in safe Rust). A lock, even a reader lock, would cost a locked
+//! A hit takes no lock and does no atomic read-modify-write: it finds the
+//! page's frame, copies the bytes out of an arena of `AtomicU64` words with
+//! plain loads, and checks the frame's sequence number to know no writer
+//! changed the frame meanwhile (a sequence lock, in safe Rust). A page
+//! lives in its *home frame*, its page number modulo the capacity,
+//! whenever it can (a page away from home moves when its frame's owner
+//! comes), so most hits compute their frame with no table lookup; the
+//! others find it in a small hint table. Placement does not limit which
+//! pages stay: eviction stays fully associative. A lock, even a reader lock, would cost a locked
 //! instruction per hit, which on x86 is a full barrier: the CPU could no
 //! longer overlap the memory accesses of consecutive reads, and random
 //! hits measured 5 to 8 times slower. Misses, eviction and invalidation
