@@ -323,6 +323,9 @@ impl<D> PageCache<D> {
 
     /// Number of page lookups that found the page resident (Cachet's
     /// `cache_hit`). A read spanning several pages counts one lookup per page.
+    /// Hits are counted per thread without atomic read-modify-writes (see
+    /// the type's docs); two threads that happen to share a counter stripe
+    /// may lose a few counts, one thread never does.
     ///
     /// ```
     /// use blockdev::MemDevice;
