@@ -904,7 +904,14 @@ impl<D: ReadAt> PageCache<D> {
         let mut counted = false;
         loop {
             let mut state = self.state.lock();
-            if let Some(&frame) = state.resident.get(&page) {
+            // Most pages are at home: skip the map then.
+            let home = self.home(page);
+            let resident = if self.frames.page_of(home) == Some(page) {
+                Some(home)
+            } else {
+                state.resident.get(&page).copied()
+            };
+            if let Some(frame) = resident {
                 if self.frames.len(frame) >= len {
                     if !counted {
                         self.hits.add_one();
