@@ -77,8 +77,8 @@
 //! |---|---|---|---|
 //! | uniform over 0.5x capacity | 100.0% | 100.0% | 79.7% |
 //! | uniform over 1x capacity | 100.0% | 100.0% | 65.2% |
-//! | uniform over 2x capacity | 50.0% | 50.0% | 43.9% |
-//! | zipf 0.9 over 10x capacity | 63.4% | 55.8% | 49.5% |
+//! | uniform over 2x capacity | 50.1% | 50.0% | 43.9% |
+//! | zipf 0.9 over 10x capacity | 62.8% | 55.8% | 49.5% |
 //! | scan + hot set of 0.5x capacity | 50.0% | 36.1% | 27.8% |
 //! | scan + hot set of 0.5x capacity: hot accesses only | 100.0% | 72.2% | 55.7% |
 //!
