@@ -338,25 +338,36 @@ fn kernel_chunk(progress: &Progress) -> usize {
     progress.remaining.min(MAX_KERNEL_CHUNK) as usize
 }
 
+/// Runs one kernel copy method until the range is done or the method hands
+/// over: a zero return or an errno that means "cannot do this copy" falls
+/// back, keeping the progress made; `EINTR` retries; other errors return.
+fn kernel_stage(
+    progress: &mut Progress,
+    method: CopyMethod,
+    mut copy: impl FnMut(&Progress, usize) -> io::Result<usize>,
+) -> io::Result<Stage> {
+    while progress.remaining > 0 {
+        let chunk = kernel_chunk(progress);
+        match copy(progress, chunk) {
+            Ok(0) => return Ok(Stage::FallBack),
+            Ok(n) => progress.advance(n.min(chunk) as u64, method),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if kernel_cannot_copy(&e, method) => return Ok(Stage::FallBack),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Stage::Done)
+}
+
 fn copy_file_range_stage(
     kernel: &impl KernelCopy,
     src: &File,
     dst: &File,
     progress: &mut Progress,
 ) -> io::Result<Stage> {
-    while progress.remaining > 0 {
-        let chunk = kernel_chunk(progress);
-        match kernel.copy_file_range(src, progress.src_pos, dst, progress.dst_pos, chunk) {
-            Ok(0) => return Ok(Stage::FallBack),
-            Ok(n) => progress.advance(n.min(chunk) as u64, CopyMethod::CopyFileRange),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if kernel_cannot_copy(&e, CopyMethod::CopyFileRange) => {
-                return Ok(Stage::FallBack);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Stage::Done)
+    kernel_stage(progress, CopyMethod::CopyFileRange, |progress, chunk| {
+        kernel.copy_file_range(src, progress.src_pos, dst, progress.dst_pos, chunk)
+    })
 }
 
 fn sendfile_stage(
@@ -371,19 +382,9 @@ fn sendfile_stage(
     if out.seek(SeekFrom::Start(progress.dst_pos)).is_err() {
         return Ok(Stage::FallBack);
     }
-    while progress.remaining > 0 {
-        let chunk = kernel_chunk(progress);
-        match kernel.sendfile(&out, src, progress.src_pos, chunk) {
-            Ok(0) => return Ok(Stage::FallBack),
-            Ok(n) => progress.advance(n.min(chunk) as u64, CopyMethod::Sendfile),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if kernel_cannot_copy(&e, CopyMethod::Sendfile) => {
-                return Ok(Stage::FallBack);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Stage::Done)
+    kernel_stage(progress, CopyMethod::Sendfile, |progress, chunk| {
+        kernel.sendfile(&out, src, progress.src_pos, chunk)
+    })
 }
 
 /// A second open file description of `file`, with a cursor of its own, so
