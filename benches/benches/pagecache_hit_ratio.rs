@@ -1,6 +1,9 @@
 //! Hit ratios of pagecache (S3-FIFO) against strict LRU and a direct-mapped
 //! cache like Cachet's, on the same page traces; prints a markdown table
-//! and writes it to `<bench-extra>/pagecache-hit-ratio.md`.
+//! and writes it to `<bench-extra>/pagecache-hit-ratio.md`, and the hit
+//! ratio at cache sizes from 1/8 to 2x the working set (zipf and scan + hot
+//! set) to `<bench-extra>/pagecache-hit-ratio-curves.json`, which
+//! `cargo xtask bench` draws as `bench-hit-ratio.svg`.
 //!
 //! Every cache holds 1024 pages. Working sets are scattered page numbers
 //! (real files are not read in slot order), so the direct-mapped cache
@@ -80,11 +83,11 @@ fn zipf(n: usize, exponent: f64, seed: u64) -> Trace {
         .collect()
 }
 
-/// A hot set of half the capacity read uniformly, every other access
-/// going to a one-off sequential scan that never comes back.
-fn scan_with_hot_set(seed: u64) -> Trace {
+/// A hot set of `hot_pages` read uniformly, every other access going to a
+/// one-off sequential scan that never comes back.
+fn scan_with_hot_set(hot_pages: usize, seed: u64) -> Trace {
     let mut state = seed;
-    let hot = scattered_pages(CAPACITY / 2, &mut state);
+    let hot = scattered_pages(hot_pages, &mut state);
     let scan_start = ADDRESS_PAGES; // beyond every hot page
     (0..WARM_UP + MEASURED)
         .map(|i| {
@@ -173,7 +176,10 @@ fn main() {
         ("uniform over 1x capacity", uniform(CAPACITY, 2)),
         ("uniform over 2x capacity", uniform(2 * CAPACITY, 3)),
         ("zipf 0.9 over 10x capacity", zipf(10 * CAPACITY, 0.9, 4)),
-        ("scan + hot set of 0.5x capacity", scan_with_hot_set(5)),
+        (
+            "scan + hot set of 0.5x capacity",
+            scan_with_hot_set(CAPACITY / 2, 5),
+        ),
     ];
     let mut table = String::from(
         "| workload (1024-page cache) | pagecache (S3-FIFO) | strict LRU | direct-mapped (Cachet) |\n|---|---|---|---|\n",
@@ -202,4 +208,54 @@ fn main() {
     );
     std::fs::write(&path, report).expect("write the hit-ratio table");
     println!("written to {}", path.display());
+
+    let path = dir.join("pagecache-hit-ratio-curves.json");
+    std::fs::write(&path, curves().to_string()).expect("write the hit-ratio curves");
+    println!("written to {}", path.display());
+}
+
+/// Cache size / working set at each point of the curves: the cache keeps
+/// its 1024 pages (a power of two, as `PageCache` requires) and the working
+/// set changes.
+const CURVE_POINTS: [f64; 10] = [0.125, 0.1875, 0.25, 0.375, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
+
+/// Hit ratios of the three caches along [`CURVE_POINTS`]: zipf 0.9 over the
+/// working set, and the hot accesses of the scan + hot set workload (the
+/// scan never hits, whatever the cache).
+fn curves() -> serde_json::Value {
+    type Make = fn(usize, u64) -> Trace;
+    type Pick = fn(&Ratio) -> f64;
+    let workloads: [(&str, Make, Pick); 2] = [
+        ("zipf 0.9", |pages, seed| zipf(pages, 0.9, seed), |r| r.all),
+        (
+            "scan + hot set (hits on the hot set)",
+            scan_with_hot_set,
+            |r| r.hot,
+        ),
+    ];
+    let workloads: Vec<serde_json::Value> = workloads
+        .iter()
+        .map(|&(name, make, pick)| {
+            let points: Vec<serde_json::Value> = CURVE_POINTS
+                .iter()
+                .zip(10..)
+                .map(|(&fraction, seed)| {
+                    let working_set = (CAPACITY as f64 / fraction).round() as usize;
+                    let trace = make(working_set, seed);
+                    let ratios = [ours(&trace), strict_lru(&trace), direct_mapped(&trace)];
+                    serde_json::json!({
+                        "cache_per_working_set": fraction,
+                        "working_set_pages": working_set,
+                        "hit_ratios": ratios.iter().map(pick).collect::<Vec<f64>>(),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "name": name, "points": points })
+        })
+        .collect();
+    serde_json::json!({
+        "capacity_pages": CAPACITY,
+        "policies": ["pagecache (S3-FIFO)", "strict LRU", "direct-mapped (Cachet)"],
+        "workloads": workloads,
+    })
 }

@@ -1,18 +1,18 @@
 //! `cargo xtask`: the project's tasks as one small binary, run through the
 //! alias in `.cargo/config.toml`.
 //!
-//! - `cargo xtask bench`: run the criterion benches, print one comparison table.
+//! - `cargo xtask bench`: run the criterion benches, print one comparison
+//!   table, draw the charts.
 //! - `cargo xtask fuzz`: build and run every cargo-fuzz target for a while.
 //! - `cargo xtask ci`: what CI runs (`.ci/run`).
 //!
-//! It has no dependencies; it finds the workspace root from its own manifest
-//! directory, so it works from any current directory.
+//! It finds the workspace root from its own manifest directory, so it works
+//! from any current directory.
 
 mod bench;
+mod charts;
 mod flags;
 mod fuzz;
-mod json;
-mod machine;
 mod report;
 mod targets;
 
@@ -24,22 +24,21 @@ use std::process::{Command, ExitCode, ExitStatus};
 pub(crate) type TaskResult = Result<(), Box<dyn Error>>;
 
 fn main() -> ExitCode {
-    let task = match flags::parse(std::env::args().skip(1)) {
-        Ok(task) => task,
-        Err(usage) => {
-            eprintln!("error: {usage}");
+    let flags = match flags::Xtask::from_env() {
+        Ok(flags) => flags,
+        Err(err) => {
+            eprintln!("{err}");
             return ExitCode::from(2);
         }
     };
     let root = project_root();
-    let result = match task {
-        flags::Task::Bench(flags) => bench::run(&root, &flags),
-        flags::Task::Fuzz(flags) => fuzz::run(&root, &flags),
-        flags::Task::Ci => run_ci(&root),
-        flags::Task::Help => {
-            print!("{}", flags::USAGE);
-            Ok(())
-        }
+    let result = match flags.subcommand {
+        flags::XtaskCmd::Bench(flags) => bench::run(&root, &flags),
+        flags::XtaskCmd::Fuzz(flags) => fuzz::run(&root, &flags),
+        flags::XtaskCmd::Ci(_) => run(Command::new("bash")
+            .arg(root.join(".ci/run"))
+            .current_dir(&root))
+        .and_then(|status| check(status, "CI")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,27 +55,16 @@ fn project_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// `.ci/run` is the one definition of CI; this only runs it.
-fn run_ci(root: &Path) -> TaskResult {
-    let status = run(Command::new("bash")
-        .arg(root.join(".ci/run"))
-        .current_dir(root))?;
-    check(status, "CI")
-}
-
 /// Prints a command the way a shell user would type it, then runs it with the
 /// terminal attached.
 pub(crate) fn run(command: &mut Command) -> Result<ExitStatus, Box<dyn Error>> {
-    let envs: Vec<String> = command
+    let envs = command
         .get_envs()
-        .filter_map(|(key, value)| Some(format!("{}={}", key.display(), value?.display())))
-        .collect();
-    let args: Vec<String> = command
-        .get_args()
-        .map(|arg| arg.display().to_string())
-        .collect();
-    let program = command.get_program().display().to_string();
-    let line = [envs, vec![program], args].concat().join(" ");
+        .filter_map(|(key, value)| Some(format!("{}={}", key.display(), value?.display())));
+    let words = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|word| word.display().to_string());
+    let line = envs.chain(words).collect::<Vec<_>>().join(" ");
     eprintln!("$ {line}");
     command
         .status()

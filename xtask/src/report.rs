@@ -4,6 +4,37 @@
 
 use crate::targets::Comparison;
 
+/// One benchmark's time per iteration (ns) over its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Timing {
+    /// Lower quartile.
+    pub(crate) q1: f64,
+    /// Median: robust to the stalls of a shared machine, unlike the mean.
+    pub(crate) median: f64,
+    /// Upper quartile.
+    pub(crate) q3: f64,
+}
+
+impl Timing {
+    /// Quartiles of the positive finite samples (linear interpolation), or
+    /// `None` when there are none.
+    pub(crate) fn from_samples(mut samples: Vec<f64>) -> Option<Timing> {
+        samples.retain(|ns| ns.is_finite() && *ns > 0.0);
+        samples.sort_by(f64::total_cmp);
+        let last = samples.len().checked_sub(1)?;
+        let quantile = |q: f64| {
+            let at = q * last as f64;
+            let (below, above) = (samples[at.floor() as usize], samples[at.ceil() as usize]);
+            below + (above - below) * at.fract()
+        };
+        Some(Timing {
+            q1: quantile(0.25),
+            median: quantile(0.5),
+            q3: quantile(0.75),
+        })
+    }
+}
+
 /// One row of the table, with whatever was measured.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
@@ -11,10 +42,10 @@ pub(crate) struct Row {
     pub(crate) operation: String,
     /// Criterion id of our benchmark.
     pub(crate) ours_id: String,
-    /// Our mean time per iteration in nanoseconds, if measured.
-    pub(crate) ours_ns: Option<f64>,
-    /// The fastest peer: label and mean time in nanoseconds.
-    pub(crate) best_peer: Option<(String, f64)>,
+    /// Our time per iteration, if measured.
+    pub(crate) ours: Option<Timing>,
+    /// The fastest peer (by median): label and time.
+    pub(crate) best_peer: Option<(String, Timing)>,
     /// Peer ids that have no result; any makes the ratio unknown.
     pub(crate) missing_peers: Vec<String>,
     /// Least ratio that meets the goal.
@@ -31,18 +62,22 @@ pub(crate) enum Verdict {
 }
 
 impl Row {
-    /// Builds a row, looking each criterion id up with `mean_ns`.
+    /// Builds a row, looking each criterion id up with `timing`.
     pub(crate) fn measure(
         comparison: &Comparison,
-        mut mean_ns: impl FnMut(&str) -> Option<f64>,
+        mut timing: impl FnMut(&str) -> Option<Timing>,
     ) -> Row {
-        let ours_ns = mean_ns(&comparison.ours);
-        let mut best_peer: Option<(String, f64)> = None;
+        let ours = timing(&comparison.ours);
+        let mut best_peer: Option<(String, Timing)> = None;
         let mut missing_peers = Vec::new();
         for peer in &comparison.peers {
-            match mean_ns(peer) {
-                Some(ns) if best_peer.as_ref().is_none_or(|(_, best)| ns < *best) => {
-                    best_peer = Some((peer_label(&comparison.ours, peer), ns));
+            match timing(peer) {
+                Some(t)
+                    if best_peer
+                        .as_ref()
+                        .is_none_or(|(_, best)| t.median < best.median) =>
+                {
+                    best_peer = Some((peer_label(&comparison.ours, peer), t));
                 }
                 Some(_) => {}
                 None => missing_peers.push(peer.clone()),
@@ -51,21 +86,30 @@ impl Row {
         Row {
             operation: comparison.operation.clone(),
             ours_id: comparison.ours.clone(),
-            ours_ns,
+            ours,
             best_peer,
             missing_peers,
             target: comparison.target,
         }
     }
 
-    /// `peer_time / ours_time`, or `None` when any time is missing.
-    pub(crate) fn ratio(&self) -> Option<f64> {
-        match (self.ours_ns, &self.best_peer) {
-            (Some(ours), Some((_, peer))) if self.missing_peers.is_empty() && ours > 0.0 => {
-                Some(peer / ours)
-            }
+    fn both(&self) -> Option<(Timing, Timing)> {
+        match (self.ours, &self.best_peer) {
+            (Some(ours), Some((_, peer))) if self.missing_peers.is_empty() => Some((ours, *peer)),
             _ => None,
         }
+    }
+
+    /// Peer median / our median, or `None` when any time is missing.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        self.both().map(|(ours, peer)| peer.median / ours.median)
+    }
+
+    /// The ratio's range when both sides move within their quartiles: from
+    /// the peer's lower quartile over our upper one to the reverse.
+    pub(crate) fn spread(&self) -> Option<(f64, f64)> {
+        self.both()
+            .map(|(ours, peer)| (peer.q1 / ours.q3, peer.q3 / ours.q1))
     }
 
     /// Met, not met, or missing.
@@ -75,6 +119,13 @@ impl Row {
             Some(_) => Verdict::NotMet,
             None => Verdict::Missing,
         }
+    }
+
+    /// Whether the target lies within the spread, so that another run may
+    /// well give the other verdict.
+    pub(crate) fn on_edge(&self) -> bool {
+        self.spread()
+            .is_some_and(|(low, high)| low < self.target && self.target <= high)
     }
 }
 
@@ -122,31 +173,49 @@ fn three_digits(value: f64) -> String {
 
 /// The table as markdown, columns padded so it reads well in a terminal too.
 pub(crate) fn render_table(rows: &[Row]) -> String {
-    let header = ["operation", "ours", "best peer", "ratio", "target", "met?"].map(String::from);
-    let mut cells: Vec<[String; 6]> = vec![header];
+    let header = [
+        "operation",
+        "ours",
+        "best peer",
+        "ratio",
+        "spread",
+        "target",
+        "met?",
+    ]
+    .map(String::from);
+    let mut cells: Vec<[String; 7]> = vec![header];
     for row in rows {
-        let ours = row.ours_ns.map_or_else(|| "missing".into(), format_time);
+        let ours = row
+            .ours
+            .map_or_else(|| "missing".into(), |t| format_time(t.median));
         let peer = match (&row.best_peer, row.missing_peers.first()) {
             (_, Some(missing)) => format!("missing ({})", peer_label(&row.ours_id, missing)),
-            (Some((label, ns)), None) => format!("{} ({label})", format_time(*ns)),
+            (Some((label, t)), None) => format!("{} ({label})", format_time(t.median)),
             (None, None) => "missing".into(),
         };
         let ratio = row.ratio().map_or_else(|| "missing".into(), format_ratio);
-        let met = match row.verdict() {
-            Verdict::Met => "yes",
-            Verdict::NotMet => "NO",
-            Verdict::Missing => "missing",
+        let spread = row.spread().map_or_else(
+            || "-".into(),
+            |(low, high)| format!("{}-{}", three_digits(low), format_ratio(high)),
+        );
+        let met = match (row.verdict(), row.on_edge()) {
+            (Verdict::Met, false) => "yes",
+            (Verdict::Met, true) => "yes (edge)",
+            (Verdict::NotMet, false) => "NO",
+            (Verdict::NotMet, true) => "NO (edge)",
+            (Verdict::Missing, _) => "missing",
         };
         cells.push([
             row.operation.clone(),
             ours,
             peer,
             ratio,
+            spread,
             format!(">= {}x", row.target),
             met.into(),
         ]);
     }
-    let mut widths = [0; 6];
+    let mut widths = [0; 7];
     for line in &cells {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
@@ -205,14 +274,32 @@ mod tests {
         }
     }
 
-    fn times(id: &str) -> Option<f64> {
+    /// A timing with quartiles 10% either side of the median.
+    fn around(median: f64) -> Timing {
+        Timing {
+            q1: median * 0.9,
+            median,
+            q3: median * 1.1,
+        }
+    }
+
+    fn times(id: &str) -> Option<Timing> {
         match id {
-            "seq/ours" => Some(2.0),
-            "seq/std" => Some(1.9),
-            "seq/byteorder" => Some(2.2),
-            "seq/slow" => Some(40.0),
+            "seq/ours" => Some(around(2.0)),
+            "seq/std" => Some(around(1.9)),
+            "seq/byteorder" => Some(around(2.2)),
+            "seq/slow" => Some(around(40.0)),
             _ => None,
         }
+    }
+
+    #[test]
+    fn timing_takes_quartiles_of_the_usable_samples() {
+        let timing = Timing::from_samples(vec![4.0, f64::NAN, 1.0, 3.0, 2.0, 0.0, 5.0]).unwrap();
+        assert_eq!((timing.q1, timing.median, timing.q3), (2.0, 3.0, 4.0));
+        let even = Timing::from_samples(vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!((even.q1, even.median, even.q3), (1.75, 2.5, 3.25));
+        assert_eq!(Timing::from_samples(vec![-1.0, f64::INFINITY]), None);
     }
 
     #[test]
@@ -248,15 +335,21 @@ mod tests {
             &comparison(&["seq/slow", "seq/std", "seq/byteorder"], 0.95),
             times,
         );
-        assert_eq!(row.best_peer, Some(("std".into(), 1.9)));
+        assert_eq!(row.best_peer, Some(("std".into(), around(1.9))));
         assert_eq!(row.ratio(), Some(1.9 / 2.0));
         assert_eq!(row.verdict(), Verdict::Met);
+        let (low, high) = row.spread().unwrap();
+        assert!((low - 1.71 / 2.2).abs() < 1e-12 && (high - 2.09 / 1.8).abs() < 1e-12);
+        assert!(row.on_edge(), "0.95 lies between {low} and {high}");
     }
 
     #[test]
     fn a_ratio_below_target_is_not_met() {
         let row = Row::measure(&comparison(&["seq/std"], 1.0), times);
         assert_eq!(row.verdict(), Verdict::NotMet);
+        let far = Row::measure(&comparison(&["seq/std"], 2.0), times);
+        assert_eq!(far.verdict(), Verdict::NotMet);
+        assert!(!far.on_edge());
     }
 
     #[test]
@@ -279,10 +372,10 @@ mod tests {
         ];
         let table = render_table(&rows);
         let expected = "\
-| operation | ours    | best peer      | ratio   | target   | met?    |
-|-----------|---------|----------------|---------|----------|---------|
-| get_u32   | 2.00 ns | 1.90 ns (std)  | 0.950x  | >= 0.95x | yes     |
-| get_u32   | 2.00 ns | missing (gone) | missing | >= 20x   | missing |
+| operation | ours    | best peer      | ratio   | spread      | target   | met?       |
+|-----------|---------|----------------|---------|-------------|----------|------------|
+| get_u32   | 2.00 ns | 1.90 ns (std)  | 0.950x  | 0.777-1.16x | >= 0.95x | yes (edge) |
+| get_u32   | 2.00 ns | missing (gone) | missing | -           | >= 20x   | missing    |
 ";
         assert_eq!(table, expected);
     }

@@ -146,13 +146,10 @@
 //!
 //! The crate is `no_std` and has no dependencies. The default feature
 //! `alloc` implements the traits for `Vec<u8>`; without it everything else
-//! still works.
-//!
-//! # Fuzzing
-//!
-//! [`fuzz`] holds the checks the cargo-fuzz targets run (every getter,
-//! setter and decoder against an independent model), as plain functions
-//! that the ordinary tests call too.
+//! still works. The feature `fuzzing` adds the `fuzz` module: the checks
+//! the cargo-fuzz targets run (every getter, setter and decoder against an
+//! independent model), as plain functions that the ordinary tests call too.
+//! It is not part of the stable API.
 //!
 //! # Alternatives
 //!
@@ -179,6 +176,7 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod sink;
 mod source;

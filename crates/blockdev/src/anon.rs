@@ -63,6 +63,13 @@ pub enum AnonymousMethod {
     Tmpfile,
     /// Only the random name, created and unlinked at once.
     Named,
+    /// [`AnonymousMethod::Named`] where the first `failures` unlink calls
+    /// fail with `EBUSY`, as on a filesystem that refuses to unlink an open
+    /// file: shows that no name is left behind on the error path.
+    NamedFailingUnlink {
+        /// How many unlink calls fail before they succeed.
+        failures: u32,
+    },
 }
 
 /// [`anonymous_file`] with the creation method chosen by the caller, so tests
@@ -82,11 +89,20 @@ pub enum AnonymousMethod {
 pub fn anonymous_file_with(dir: &Path, method: AnonymousMethod) -> io::Result<File> {
     let fd = match method {
         AnonymousMethod::Tmpfile => open_tmpfile(dir),
-        AnonymousMethod::Named => open_named_and_unlink(dir),
+        AnonymousMethod::Named => open_named_and_unlink(dir, &mut unlinkat),
         AnonymousMethod::TmpfileOrNamed => match open_tmpfile(dir) {
-            Err(e) if tmpfile_unsupported(e) => open_named_and_unlink(dir),
+            Err(e) if tmpfile_unsupported(e) => open_named_and_unlink(dir, &mut unlinkat),
             other => other,
         },
+        AnonymousMethod::NamedFailingUnlink { mut failures } => {
+            open_named_and_unlink(dir, &mut |dir_fd, name| {
+                if failures > 0 {
+                    failures -= 1;
+                    return Err(Errno::BUSY);
+                }
+                unlinkat(dir_fd, name)
+            })
+        }
     };
     let fd = fd.map_err(|e| {
         with_context(
@@ -118,10 +134,21 @@ fn open_tmpfile(dir: &Path) -> Result<OwnedFd, Errno> {
     )
 }
 
+fn unlinkat(dir_fd: &OwnedFd, name: &str) -> Result<(), Errno> {
+    rustix::fs::unlinkat(dir_fd, name, AtFlags::empty())
+}
+
 /// Creates a random name with `O_EXCL` (never an existing file, never through a
 /// symlink) and unlinks it at once. Both calls go through one descriptor of
 /// `dir`, so a rename of `dir` in between cannot make us unlink something else.
-fn open_named_and_unlink(dir: &Path) -> Result<OwnedFd, Errno> {
+///
+/// If the unlink fails, the name must not outlive the call: it is retried
+/// once, then once more after closing the file (some filesystems refuse to
+/// unlink an open file), and the first error is returned.
+fn open_named_and_unlink(
+    dir: &Path,
+    unlink: &mut dyn FnMut(&OwnedFd, &str) -> Result<(), Errno>,
+) -> Result<OwnedFd, Errno> {
     let dir_fd = rustix::fs::open(
         dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -137,8 +164,14 @@ fn open_named_and_unlink(dir: &Path) -> Result<OwnedFd, Errno> {
             Mode::from_raw_mode(PRIVATE_MODE),
         ) {
             Ok(fd) => {
-                rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty())?;
-                return Ok(fd);
+                let Err(error) = unlink(&dir_fd, &name).or_else(|_| unlink(&dir_fd, &name)) else {
+                    return Ok(fd);
+                };
+                drop(fd);
+                // Nothing more can be done if this fails too; the caller
+                // gets the error either way.
+                let _ = unlink(&dir_fd, &name);
+                return Err(error);
             }
             Err(Errno::EXIST) => last_error = Errno::EXIST,
             Err(e) => return Err(e),

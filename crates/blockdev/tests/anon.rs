@@ -95,3 +95,29 @@ fn files_survive_being_dropped_without_leaving_names() {
     }
     assert_eq!(dir.entries(), Vec::<String>::new());
 }
+
+#[test]
+fn a_failed_unlink_is_retried() {
+    let dir = TestDir::new("anon-unlink-retry");
+    let method = AnonymousMethod::NamedFailingUnlink { failures: 1 };
+    let file = anonymous_file_with(dir.path(), method).expect("the second unlink succeeds");
+    assert_eq!(file.metadata().unwrap().nlink(), 0);
+    assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn an_unlink_that_keeps_failing_returns_the_error_and_leaves_no_name() {
+    let dir = TestDir::new("anon-unlink-fails");
+    let method = AnonymousMethod::NamedFailingUnlink { failures: 2 };
+    let err = anonymous_file_with(dir.path(), method).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy, "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        dir.entries(),
+        Vec::<String>::new(),
+        "a name was left behind"
+    );
+}
