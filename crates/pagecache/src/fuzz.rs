@@ -8,8 +8,8 @@
 //! Both return the first disagreement as a [`Mismatch`] instead of
 //! panicking; the fuzz targets turn it into a crash.
 //!
-//! With the cargo feature `arbitrary`, every input type derives
-//! `arbitrary::Arbitrary`.
+//! This module exists only with the cargo feature `fuzzing`, which also
+//! derives `arbitrary::Arbitrary` for every input type.
 //!
 //! ```
 //! use pagecache::fuzz::{At, Endian, ReadInput, ReadOp, Setup, Width, read_ops};
@@ -37,7 +37,7 @@ use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};
 use crate::{Builder, Error, PageCache, Slice, WriteBackCache};
 
 /// Width and signedness of an integer getter or setter.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Width {
@@ -54,7 +54,7 @@ pub enum Width {
 }
 
 /// Byte order of an integer getter or setter (ignored for 8-bit ones).
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endian {
     /// Little-endian.
@@ -204,7 +204,7 @@ pub fn set<S: ByteSink + ?Sized>(
 
 /// An address, given relative to the start or the end of the device so
 /// that short inputs reach both edges.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
     /// This many bytes from the start.
@@ -240,7 +240,7 @@ impl At {
 const MAX_DEVICE_LEN: u32 = 5000;
 
 /// The shape of the cache and the initial device length.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
     /// Initial device length is `device_len % 5000` bytes (filled with a
@@ -272,7 +272,7 @@ impl Setup {
 }
 
 /// One step of [`read_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
     /// An integer getter.
@@ -363,7 +363,7 @@ pub enum ReadOp {
 }
 
 /// Input of [`read_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadInput {
     /// Shape and initial device.
@@ -747,7 +747,7 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
 }
 
 /// One step of [`write_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// An integer setter.
@@ -822,7 +822,7 @@ pub enum WriteOp {
 }
 
 /// Input of [`write_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteInput {
     /// Shape and initial device.

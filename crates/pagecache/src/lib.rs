@@ -130,14 +130,20 @@
 
 mod builder;
 mod cache;
+mod cachet;
 mod counters;
 mod error;
 mod frames;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hints;
+mod hit;
 mod iter;
+mod miss;
 mod policy;
+mod residency;
 mod slice;
+mod state;
 mod stats;
 mod write_back;
 
