@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 use bincodec::{ByteSink, ByteSource};
 use blockdev::{ReadAt, WriteAt};
@@ -21,6 +21,14 @@ use crate::{Error, PageCache, Slice};
 /// of contiguous dirty pages with one device write and then keep those
 /// pages as clean cached pages.
 ///
+/// - Reads never see half of a write: every read (a getter,
+///   `read_bytes_at`, [`load`](Self::load)) returns the bytes as of one
+///   moment between whole `write_bytes`/setter calls, also while other
+///   threads write and commit. A read with nothing dirty takes no lock and
+///   checks afterwards that no write-back overlapped it (retrying under the
+///   dirty lock if one did); otherwise it holds the dirty map's read lock
+///   for the whole read. Two separate calls are two moments: a value
+///   written by two setter calls can be seen between them.
 /// - Dirty pages are never evicted, so memory grows with what is written
 ///   between commits ([`dirty_pages`](Self::dirty_pages) tells how much).
 /// - When a device write fails, its pages stay dirty and the error is
@@ -57,6 +65,10 @@ pub struct WriteBackCache<D: ReadAt + WriteAt> {
     /// Serializes writers and write-back, so a page's dirty bytes cannot
     /// change between being written to the device and being marked clean.
     writer: Mutex<()>,
+    /// Odd while a write-back changes the device and the clean pages: a
+    /// read that took no lock checks it did not overlap one (a sequence
+    /// lock).
+    write_back_seq: AtomicU64,
 }
 
 #[cfg(test)]
@@ -96,6 +108,7 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             dirty: RwLock::new(BTreeMap::new()),
             dirty_count: AtomicUsize::new(0),
             writer: Mutex::new(()),
+            write_back_seq: AtomicU64::new(0),
         }
     }
 
@@ -425,6 +438,19 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             return Ok(());
         };
         let start = first << self.cache.page_size().trailing_zeros();
+        // Readers without the dirty lock retry if they overlap this.
+        let seq = self.write_back_seq.load(Ordering::Relaxed);
+        self.write_back_seq
+            .store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        let written = self.write_run_locked(start, run);
+        self.write_back_seq
+            .store(seq.wrapping_add(2), Ordering::Release);
+        written
+    }
+
+    /// `write_run` inside the sequence lock.
+    fn write_run_locked(&self, start: u64, run: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
         match run {
             [(_, data)] => self.device().write_all_at(start, data)?,
             _ => {
@@ -456,9 +482,18 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
         let size = self.size();
         check_range(pos, buf.len() as u64, size)?;
-        if self.dirty_pages() == 0 {
-            return self.cache.read_in_bounds(pos, buf, size);
+        // With nothing dirty, the clean pages are the truth; they change
+        // only during a write-back, which a read here must not overlap.
+        let seq = self.write_back_seq.load(Ordering::Acquire);
+        if seq % 2 == 0 && self.dirty_pages() == 0 {
+            self.cache.read_in_bounds(pos, buf, size)?;
+            fence(Ordering::Acquire);
+            if self.write_back_seq.load(Ordering::Relaxed) == seq {
+                return Ok(());
+            }
         }
+        // Under the dirty lock no write lands and no write-back finishes:
+        // the dirty pages and the clean ones agree for the whole read.
         let shift = self.cache.page_size().trailing_zeros();
         let mask = (1u64 << shift) - 1;
         let dirty = self.dirty.read();
