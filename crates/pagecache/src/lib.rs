@@ -148,7 +148,9 @@ mod stats;
 mod write_back;
 
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
-pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE};
+pub use builder::{
+    Builder, DEFAULT_CAPACITY, DEFAULT_DIRTY_BYTES, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE,
+};
 pub use cache::PageCache;
 pub use error::Error;
 pub use iter::{Bytes, Chunks};

@@ -116,21 +116,30 @@ impl<D> PageCache<D> {
         }
     }
 
-    /// Installs `data` as the clean contents of `page`, replacing whatever
-    /// is there (a resident copy, or another thread's in-flight read, whose
-    /// result is then discarded).
-    pub(crate) fn install_clean(&self, page: u64, data: Arc<[u8]>) {
+    /// Makes `pages`, just written to the device from `first` on, the
+    /// clean contents of their pages: resident copies are replaced, reads
+    /// of them in flight are discarded (they may predate the write), and
+    /// the last `capacity` of them are cached; earlier ones would only
+    /// evict each other.
+    pub(crate) fn install_written<'a>(
+        &self,
+        first: u64,
+        pages: impl ExactSizeIterator<Item = &'a Arc<[u8]>>,
+    ) {
+        let keep_from = pages.len().saturating_sub(self.geometry.capacity);
         let mut state = self.state.lock();
         let epoch = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        state.loading.remove(&page);
-        if let Some(&frame) = state.resident.get(&page) {
-            self.frames.write(frame, page, &data, epoch);
-            state.slices[frame as usize] = Some(data);
-            return;
-        }
-        if let Some(frame) = self.take_frame(&mut state, page) {
-            self.place(&mut state, frame, page, &data, epoch);
-            state.slices[frame as usize] = Some(data);
+        for (i, (page, data)) in (first..).zip(pages).enumerate() {
+            state.loading.remove(&page);
+            if let Some(&frame) = state.resident.get(&page) {
+                self.frames.write(frame, page, data, epoch);
+                state.slices[frame as usize] = Some(data.clone());
+            } else if i >= keep_from
+                && let Some(frame) = self.take_frame(&mut state, page)
+            {
+                self.place(&mut state, frame, page, data, epoch);
+                state.slices[frame as usize] = Some(data.clone());
+            }
         }
     }
 
