@@ -47,6 +47,17 @@
 //! reads every value of every page is still a one-off scan. With several
 //! threads missing at once epochs advance faster and this filter is looser.
 //!
+//! The same rule, in a cache of a few pages (where the small queue is one
+//! page): a page loaded last and then only hit, with no other miss in
+//! between, has no credit, so the first page of a one-off scan evicts it
+//! (at capacity 2, the single hot page). This is deliberate: its hits look
+//! exactly like a scan decoding one page, and counting them would let
+//! every such scan into the main queue. What keeps the loss to once: the
+//! ghost queue remembers at least 64 page numbers (not just `capacity`),
+//! so the page comes back straight into the main queue, where later scans
+//! pass it by; and a page used again after any other miss keeps its place
+//! from the start.
+//!
 //! Any working set of up to `capacity` pages hits 100% once loaded: the
 //! cache is fully associative (any page can use any frame), so nothing is
 //! evicted while it fits.
