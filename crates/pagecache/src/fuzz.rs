@@ -248,7 +248,8 @@ pub struct Setup {
     pub device_len: u16,
     /// Page size is `1 << (page_shift % 13)`: 1 to 4096 bytes.
     pub page_shift: u8,
-    /// Capacity is `1 << (capacity_shift % 7)`: 1 to 64 pages.
+    /// Capacity is `1 << (capacity_shift % 7)`: 1 to 64 pages, and at
+    /// most 16 KiB of pages.
     pub capacity_shift: u8,
     /// Batch is `1 << (batch_shift % (capacity bits + 1))` pages.
     pub batch_shift: u8,
@@ -256,10 +257,13 @@ pub struct Setup {
 
 impl Setup {
     fn builder(&self) -> Builder {
-        let capacity_bits = u32::from(self.capacity_shift % 7);
+        let page_bits = u32::from(self.page_shift % 13);
+        // At most 16 KiB of frames: the device is smaller than that, and
+        // each input builds its cache anew.
+        let capacity_bits = u32::from(self.capacity_shift % 7).min(14u32.saturating_sub(page_bits));
         let batch_bits = u32::from(self.batch_shift) % (capacity_bits + 1);
         Builder::new()
-            .page_size(1 << (self.page_shift % 13))
+            .page_size(1 << page_bits)
             .capacity(1 << capacity_bits)
             .max_batch_pages(1 << batch_bits)
     }
@@ -288,7 +292,7 @@ pub enum ReadOp {
     Read {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `load`.
@@ -323,7 +327,7 @@ pub enum ReadOp {
     Syscalls {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `is_cached`, which must not count anything, and must be right.
@@ -357,7 +361,7 @@ pub enum ReadOp {
     ReadFailing {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
 }
@@ -444,6 +448,8 @@ struct ReadRig {
     cache: PageCache<Arc<FaultyDevice<MemDevice>>>,
     model: Vec<u8>,
     builder: Builder,
+    /// The cache `Syscalls` checks against, once one needed it.
+    cold: Option<PageCache<Arc<FaultyDevice<MemDevice>>>>,
 }
 
 impl ReadRig {
@@ -468,7 +474,7 @@ impl ReadRig {
             }
             ReadOp::Read { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.model[pos as usize..pos as usize + len].to_vec());
                 let mut buf = vec![0xa5; len];
@@ -558,7 +564,7 @@ impl ReadRig {
             }
             ReadOp::Syscalls { at, len } => {
                 let addr = at.resolve(size);
-                let len = u64::from(*len);
+                let len = read_len(*len) as u64;
                 let predicted = match (self.cache.syscalls(addr, len), bounds(addr, len, size)) {
                     (Ok(predicted), Ok(())) => predicted,
                     (Err(Error::OutOfBounds(got)), Err(want)) if got == want => return Ok(()),
@@ -566,20 +572,28 @@ impl ReadRig {
                         return Err(format!("syscalls: cache gave {got:?}, model {want:?}"));
                     }
                 };
-                // A cold read of the range through a fresh cache of the same shape.
-                let counter = FaultyDevice::new(self.mem.clone());
-                let cold = self
-                    .builder
-                    .build(&counter)
-                    .map_err(|e| format!("build: {e}"))?;
+                // A cold read of the range through a second cache of the
+                // same shape, emptied first (built once per input).
+                let cold = match &mut self.cold {
+                    Some(cold) => cold,
+                    cold => {
+                        let counter = Arc::new(FaultyDevice::new(self.mem.clone()));
+                        let built = self
+                            .builder
+                            .build(counter)
+                            .map_err(|e| format!("build: {e}"))?;
+                        cold.insert(built)
+                    }
+                };
+                cold.invalidate_all()
+                    .map_err(|e| format!("invalidate_all: {e}"))?;
+                let before = cold.device().reads();
                 let mut buf = vec![0; len as usize];
                 cold.read_bytes_at(addr, &mut buf)
                     .map_err(|e| format!("cold read: {e}"))?;
-                ensure(counter.reads() == predicted, || {
-                    format!(
-                        "syscalls said {predicted}, a cold read made {}",
-                        counter.reads()
-                    )
+                let reads = cold.device().reads() - before;
+                ensure(reads == predicted, || {
+                    format!("syscalls said {predicted}, a cold read made {reads}")
                 })
             }
             ReadOp::IsCached { at } => {
@@ -658,7 +672,7 @@ impl ReadRig {
             }
             ReadOp::ReadFailing { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.model[pos as usize..pos as usize + len].to_vec());
                 self.device.fail_reads(Fault::Always(Errno::IO));
@@ -681,8 +695,20 @@ impl ReadRig {
     }
 }
 
+/// Most ops of one input that run; the rest are ignored, so that every
+/// input stays cheap (a longer sequence is two inputs).
+pub const MAX_OPS: usize = 64;
+
+/// Longest range a read op reads: past any device (which stays below
+/// 5000 bytes), without allocating what the op's `u16` could ask for.
+const MAX_READ_LEN: usize = 8192;
+
+fn read_len(len: u16) -> usize {
+    usize::from(len) % MAX_READ_LEN
+}
+
 fn run_steps<T: fmt::Debug>(ops: &[T], mut step: impl FnMut(&T) -> Check) -> Result<(), Mismatch> {
-    for (index, op) in ops.iter().enumerate() {
+    for (index, op) in ops.iter().take(MAX_OPS).enumerate() {
         step(op).map_err(|detail| Mismatch {
             step: index,
             op: format!("{op:?}"),
@@ -728,6 +754,7 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
         cache,
         model,
         builder,
+        cold: None,
     };
     run_steps(&input.ops, |op| {
         rig.step(op)?;
@@ -740,7 +767,7 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
     let mut whole = vec![0; rig.model.len()];
     let final_read = rig.cache.read_bytes_at(0, &mut whole).map(|()| whole);
     agree("final read", final_read, Ok(rig.model.clone())).map_err(|detail| Mismatch {
-        step: input.ops.len(),
+        step: input.ops.len().min(MAX_OPS),
         op: "final read".into(),
         detail,
     })
@@ -781,7 +808,7 @@ pub enum WriteOp {
     Read {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `load`.
@@ -952,7 +979,7 @@ impl WriteRig {
             }
             WriteOp::Read { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.logical[pos as usize..pos as usize + len].to_vec());
                 let mut buf = vec![0; len];
@@ -1076,7 +1103,7 @@ pub fn write_ops(input: &WriteInput) -> Result<(), Mismatch> {
         )
     };
     finish(&mut rig).map_err(|detail| Mismatch {
-        step: input.ops.len(),
+        step: input.ops.len().min(MAX_OPS),
         op: "final commit".into(),
         detail,
     })
