@@ -854,6 +854,9 @@ pub enum WriteOp {
 pub struct WriteInput {
     /// Shape and initial device.
     pub setup: Setup,
+    /// Bound on dirty pages: `1 + max_dirty_pages % 16` pages, or the
+    /// default bound when 0.
+    pub max_dirty_pages: u8,
     /// Steps.
     pub ops: Vec<WriteOp>,
 }
@@ -942,6 +945,74 @@ impl WriteRig {
         })
     }
 
+    /// Checks a write of `len` bytes at `pos` that returned `got` where the
+    /// model says `want` (with `next` the logical bytes after it). A write
+    /// may first write back older dirty runs (the dirty-page bound): those
+    /// pages must be clean and on the device; an I/O error there must
+    /// leave this write out.
+    fn written(
+        &mut self,
+        pos: u64,
+        len: u64,
+        next: Vec<u8>,
+        got: Result<(), Error>,
+        want: Result<(), OutOfBounds>,
+    ) -> Check {
+        match (&got, &want) {
+            (Ok(()), Ok(())) | (Err(Error::Io(_)), Ok(())) => {}
+            (Err(Error::OutOfBounds(got)), Err(want)) if got == want => return Ok(()),
+            _ => return Err(format!("write: cache gave {got:?}, model {want:?}")),
+        }
+        // Written back before this write: the old logical bytes.
+        let actual = self.device.inner().to_vec();
+        for (index, (&now, &before)) in actual.iter().zip(&self.on_device).enumerate() {
+            let page = (index as u64) >> self.page_shift;
+            if now != before {
+                ensure(
+                    self.dirty.contains(&page) && now == self.logical[index],
+                    || format!("byte {index} changed to {now} outside a written-back page"),
+                )?;
+            }
+        }
+        let cleaned: Vec<u64> = self
+            .dirty
+            .iter()
+            .copied()
+            .filter(|&page| !self.cache.is_dirty(page << self.page_shift))
+            .collect();
+        for page in cleaned {
+            let range = self.page_bytes(page);
+            ensure(actual[range.clone()] == self.logical[range], || {
+                format!("page {page} written back but not on the device")
+            })?;
+            self.dirty.remove(&page);
+        }
+        self.on_device = actual;
+        if got.is_ok() {
+            self.logical = next;
+            self.mark_dirty(pos, len);
+        }
+        let bound = self.cache.max_dirty_pages();
+        let pages = if len == 0 {
+            0
+        } else {
+            ((pos + len - 1) >> self.page_shift) - (pos >> self.page_shift) + 1
+        };
+        ensure(
+            self.cache.dirty_pages() == self.dirty.len()
+                && (got.is_err()
+                    || len == 0
+                    || self.dirty.len() as u64 <= (bound as u64).max(pages)),
+            || {
+                format!(
+                    "{} dirty pages, model has {}, bound {bound}",
+                    self.cache.dirty_pages(),
+                    self.dirty.len()
+                )
+            },
+        )
+    }
+
     fn step(&mut self, op: &WriteOp) -> Check {
         let size = self.size();
         match op {
@@ -952,13 +1023,10 @@ impl WriteRig {
                 value,
             } => {
                 let pos = at.resolve(size);
-                let want = set(&mut self.logical, *width, *endian, pos, *value);
+                let mut next = self.logical.clone();
+                let want = set(&mut next, *width, *endian, pos, *value);
                 let got = set(&mut &self.cache, *width, *endian, pos, *value);
-                agree("setter", got, want)?;
-                if want.is_ok() {
-                    self.mark_dirty(pos, width.bytes());
-                }
-                Ok(())
+                self.written(pos, width.bytes(), next, got, want)
             }
             WriteOp::Get { width, endian, at } => {
                 let pos = at.resolve(size);
@@ -970,12 +1038,10 @@ impl WriteRig {
             }
             WriteOp::WriteBytes { at, bytes } => {
                 let pos = at.resolve(size);
-                let want = self.logical.write_bytes_at(pos, bytes);
-                agree("write_bytes", self.cache.write_bytes(pos, bytes), want)?;
-                if want.is_ok() {
-                    self.mark_dirty(pos, bytes.len() as u64);
-                }
-                Ok(())
+                let mut next = self.logical.clone();
+                let want = next.write_bytes_at(pos, bytes);
+                let got = self.cache.write_bytes(pos, bytes);
+                self.written(pos, bytes.len() as u64, next, got, want)
             }
             WriteOp::Read { at, len } => {
                 let pos = at.resolve(size);
@@ -1063,15 +1129,17 @@ impl WriteRig {
 ///     WriteOp::Commit,
 ///     WriteOp::Get { width: Width::I64, endian: Endian::Be, at: At::Start(12) },
 /// ];
-/// write_ops(&WriteInput { setup, ops })?;
+/// write_ops(&WriteInput { setup, max_dirty_pages: 2, ops })?;
 /// # Ok::<(), pagecache::fuzz::Mismatch>(())
 /// ```
 pub fn write_ops(input: &WriteInput) -> Result<(), Mismatch> {
     let logical = input.setup.initial_bytes();
     let device = Arc::new(FaultyDevice::new(MemDevice::from_vec(logical.clone())));
-    let cache = input
-        .setup
-        .builder()
+    let mut builder = input.setup.builder();
+    if input.max_dirty_pages > 0 {
+        builder = builder.max_dirty_pages(1 + usize::from(input.max_dirty_pages % 16));
+    }
+    let cache = builder
         .build_write_back(Arc::clone(&device))
         .map_err(|e| Mismatch {
             step: 0,

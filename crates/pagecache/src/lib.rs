@@ -8,7 +8,9 @@
 //! [`ByteSourceExt`] (`get_u8` to `get_i128_be`) decodes straight from the
 //! cached page, without allocating; a value straddling two pages is
 //! assembled from both. [`WriteBackCache`] adds every setter of
-//! [`ByteSinkExt`] over dirty pages, written back by `persist` and `commit`.
+//! [`ByteSinkExt`] over a bounded set of dirty pages, written back (from
+//! the page buffers, vectored) by `persist`, `commit`, or a write that
+//! finds the bound reached; a read never sees half of a write.
 //!
 //! ```
 //! use blockdev::MemDevice;

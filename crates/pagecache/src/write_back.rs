@@ -223,14 +223,18 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             .contains_key(&(addr >> self.cache.page_size().trailing_zeros()))
     }
 
-    /// Writes `bytes` at `pos` into dirty pages. Pages only partly covered
-    /// are first read (from the cache or the device), so an I/O error
-    /// leaves everything unchanged.
+    /// Writes `bytes` at `pos` into dirty pages, all at once for readers.
+    /// If the new dirty pages would go past
+    /// [`max_dirty_pages`](Self::max_dirty_pages), the oldest dirty runs
+    /// are written back first. Pages only partly covered are first read
+    /// (from the cache or the device). Any I/O error leaves the bytes of
+    /// this write out and everything already written (dirty or not) intact.
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] when the range is not inside the device
-    /// (nothing is written), [`Error::Io`] when reading a partly covered
-    /// page fails.
+    /// (nothing is written), [`Error::Io`] when writing back older dirty
+    /// pages or reading a partly covered page fails (this write is not
+    /// applied; the older pages stay dirty).
     ///
     /// ```
     /// use blockdev::MemDevice;
