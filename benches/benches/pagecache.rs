@@ -4,6 +4,11 @@
 //! memmap2 map, `pread` per access), two threads against one, and a
 //! sequential scan with the page iterator against an mmap copy-out.
 //!
+//! `pagecache_commit`: `WriteBackCache::commit` of N MiB of dirty pages
+//! (64 MiB by default, 1 GiB with `BENCH_FULL=1`; the write into dirty
+//! pages is not timed) against a plain `pwrite` loop of the same number of
+//! bytes from one buffer, in 1 MiB pieces, each into its own pre-sized file.
+//!
 //! Every variant reads the same precomputed positions and sums the values.
 //! `lru` needs `&mut` even to read, so it is shared behind a `Mutex` as a
 //! user sharing it between threads would (`lru_unshared` shows the same
@@ -242,9 +247,63 @@ fn positions_for_thread(thread: u64) -> Vec<u64> {
     positions(THREAD_READS, 100 + thread)
 }
 
+fn commit_bytes() -> usize {
+    let full = std::env::var_os("BENCH_FULL").is_some_and(|v| v == "1");
+    if full { 1 << 30 } else { 64 << 20 }
+}
+
+fn commit_vs_pwrite(c: &mut Criterion) {
+    let total = commit_bytes();
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let sized_file = || {
+        let file = bench_file(&[]);
+        file.set_len(total as u64).expect("size the bench file");
+        file
+    };
+    let mut group = c.benchmark_group("pagecache_commit");
+    group.throughput(Throughput::Bytes(total as u64));
+    let ours_file = Arc::new(sized_file());
+    group.bench_function("ours", |b| {
+        b.iter_batched(
+            || {
+                let cache = PageCache::builder()
+                    .capacity(16)
+                    .max_dirty_pages(total / PAGE)
+                    .build_write_back(Arc::clone(&ours_file))
+                    .expect("build the write-back cache");
+                for at in (0..total).step_by(chunk.len()) {
+                    cache
+                        .write_bytes(at as u64, &chunk)
+                        .expect("write dirty pages");
+                }
+                cache
+            },
+            |cache| {
+                cache.commit().expect("commit");
+                cache
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    // The same bytes from memory as big as the dirty pages, so neither
+    // side re-reads a buffer that stays in the CPU cache.
+    let bytes = vec![0x5a_u8; total];
+    let peer_file = sized_file();
+    group.bench_function("pwrite_loop", |b| {
+        b.iter(|| {
+            for (i, piece) in bytes.chunks(chunk.len()).enumerate() {
+                peer_file
+                    .write_all_at(piece, (i * chunk.len()) as u64)
+                    .expect("pwrite");
+            }
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = random_hits
+    targets = random_hits, commit_vs_pwrite
 }
 criterion_main!(benches);

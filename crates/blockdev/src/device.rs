@@ -124,6 +124,31 @@ pub trait WriteAt {
         Ok(())
     }
 
+    /// Writes all of `bufs`, one after the other, at `pos` (a vectored
+    /// `pwrite`): callers hand over many buffers without copying them into
+    /// one. Files do it with `pwritev`; the default calls
+    /// [`write_all_at`](Self::write_all_at) for each buffer.
+    ///
+    /// # Errors
+    /// As [`write_all_at`](Self::write_all_at); bytes before the failing
+    /// one may have been written.
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, WriteAt};
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 6]);
+    /// dev.write_all_vectored_at(1, &[b"ab", b"", b"cde"])?;
+    /// assert_eq!(dev.to_vec(), b"\0abcde");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn write_all_vectored_at(&self, mut pos: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        for buf in bufs {
+            self.write_all_at(pos, buf)?;
+            pos += buf.len() as u64;
+        }
+        Ok(())
+    }
+
     /// The file behind this device, when it is a plain file (see [`ReadAt::as_file`]).
     fn as_file(&self) -> Option<&File> {
         None
@@ -167,6 +192,10 @@ macro_rules! forward {
             #[inline]
             fn write_all_at(&self, pos: u64, buf: &[u8]) -> io::Result<()> {
                 (**self).write_all_at(pos, buf)
+            }
+            #[inline]
+            fn write_all_vectored_at(&self, pos: u64, bufs: &[&[u8]]) -> io::Result<()> {
+                (**self).write_all_vectored_at(pos, bufs)
             }
             #[inline]
             fn as_file(&self) -> Option<&File> {

@@ -533,6 +533,66 @@ impl<D: WriteAt> WriteAt for FaultyDevice<D> {
         self.inner.write_at(pos, &buf[..len])
     }
 
+    /// Each call to the inner device counts as one write, faults and
+    /// short-write limits included, as for [`write_all_at`](WriteAt::write_all_at):
+    /// a failed call after partial progress leaves the earlier bytes written.
+    fn write_all_vectored_at(&self, mut pos: u64, mut bufs: &[&[u8]]) -> io::Result<()> {
+        let mut skip = 0;
+        loop {
+            while bufs.first().is_some_and(|b| b.len() == skip) {
+                bufs = &bufs[1..];
+                skip = 0;
+            }
+            if bufs.is_empty() {
+                return Ok(());
+            }
+            let max_len = {
+                let mut plan = self.plan.lock();
+                if let Err(errno) = plan.writes.next_call() {
+                    if errno == Errno::INTR {
+                        continue;
+                    }
+                    return Err(errno.into());
+                }
+                plan.max_write_len
+            };
+            // The part of `bufs` this call writes: at most `max_len` bytes.
+            let mut budget = max_len.unwrap_or(usize::MAX);
+            let mut call: Vec<&[u8]> = Vec::new();
+            for (i, buf) in bufs.iter().enumerate() {
+                let buf = if i == 0 { &buf[skip..] } else { buf };
+                let n = buf.len().min(budget);
+                call.push(&buf[..n]);
+                budget -= n;
+                if budget == 0 {
+                    break;
+                }
+            }
+            let n: usize = call.iter().map(|b| b.len()).sum();
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("device accepted no bytes at position {pos}"),
+                ));
+            }
+            self.inner.write_all_vectored_at(pos, &call)?;
+            pos += n as u64;
+            // Step past the bytes written.
+            let mut left = n;
+            while left > 0 {
+                let rest = bufs[0].len() - skip;
+                if left >= rest {
+                    left -= rest;
+                    bufs = &bufs[1..];
+                    skip = 0;
+                } else {
+                    skip += left;
+                    left = 0;
+                }
+            }
+        }
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.plan.lock().set_lens.next_call()?;
         self.inner.set_len(len)

@@ -1,8 +1,12 @@
-//! `std::fs::File` as a device: `pread`/`pwrite` through std's `FileExt`.
+//! `std::fs::File` as a device: `pread`/`pwrite` through std's `FileExt`,
+//! `pwritev` through rustix.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
+
+/// Buffers per `pwritev` call: Linux's `IOV_MAX`.
+const MAX_IOVECS: usize = 1024;
 
 use crate::{ReadAt, WriteAt};
 
@@ -38,6 +42,40 @@ impl WriteAt for File {
 
     fn sync_data(&self) -> io::Result<()> {
         File::sync_data(self)
+    }
+
+    /// One `pwritev` per [`MAX_IOVECS`] buffers, continuing after short
+    /// writes and `EINTR`.
+    fn write_all_vectored_at(&self, mut pos: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(MAX_IOVECS));
+        for group in bufs.chunks(MAX_IOVECS) {
+            slices.clear();
+            slices.extend(
+                group
+                    .iter()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| IoSlice::new(b)),
+            );
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                match rustix::io::pwritev(self, rest, pos) {
+                    Ok(0) => {
+                        let left: usize = rest.iter().map(|s| s.len()).sum();
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!("file accepted no bytes at position {pos}, {left} bytes left"),
+                        ));
+                    }
+                    Ok(n) => {
+                        pos += n as u64;
+                        IoSlice::advance_slices(&mut rest, n);
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn as_file(&self) -> Option<&File> {

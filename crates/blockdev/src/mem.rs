@@ -144,6 +144,27 @@ impl WriteAt for MemDevice {
         Ok(buf.len())
     }
 
+    /// All buffers under one lock: no reader sees some of them written.
+    fn write_all_vectored_at(&self, pos: u64, bufs: &[&[u8]]) -> io::Result<()> {
+        let start = to_index(pos)?;
+        let end = bufs
+            .iter()
+            .try_fold(start, |end, buf| end.checked_add(buf.len()))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "write end overflows usize")
+            })?;
+        let mut bytes = self.bytes.write();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        let mut at = start;
+        for buf in bufs {
+            bytes[at..at + buf.len()].copy_from_slice(buf);
+            at += buf.len();
+        }
+        Ok(())
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         let len = to_index(len)?;
         self.bytes.write().resize(len, 0);

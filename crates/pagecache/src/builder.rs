@@ -15,6 +15,10 @@ pub const MAX_CAPACITY: usize = 1 << 20;
 /// Upper bound of the default batch: one device read fetches at most this
 /// many bytes of contiguous missing pages, unless told otherwise.
 const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
+/// Default bound of a write-back cache's dirty pages, in bytes: large
+/// enough that write-back stays long sequential writes, small enough to
+/// bound memory on any machine this runs on.
+pub const DEFAULT_DIRTY_BYTES: usize = 64 << 20;
 
 /// The checked shape of a cache: page size, capacity and largest device read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,7 @@ pub struct Builder {
     page_size: usize,
     capacity: usize,
     max_batch_pages: Option<usize>,
+    max_dirty_pages: Option<usize>,
 }
 
 impl Default for Builder {
@@ -66,6 +71,7 @@ impl Default for Builder {
             page_size: DEFAULT_PAGE_SIZE,
             capacity: DEFAULT_CAPACITY,
             max_batch_pages: None,
+            max_dirty_pages: None,
         }
     }
 }
@@ -129,6 +135,33 @@ impl Builder {
         self
     }
 
+    /// The most dirty pages a [`WriteBackCache`] holds (at least 1; by
+    /// default [`DEFAULT_DIRTY_BYTES`] worth of pages). A write that would
+    /// go past it first writes back the oldest dirty runs; see
+    /// [`WriteBackCache::max_dirty_pages`].
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().max_dirty_pages(16).build_write_back(MemDevice::new())?;
+    /// assert_eq!(cache.max_dirty_pages(), 16);
+    /// assert!(pagecache::Builder::new().max_dirty_pages(0).build_write_back(MemDevice::new()).is_err());
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn max_dirty_pages(mut self, pages: usize) -> Self {
+        self.max_dirty_pages = Some(pages);
+        self
+    }
+
+    /// The dirty-page bound, checked.
+    pub(crate) fn dirty_bound(&self) -> Result<usize, Error> {
+        match self.max_dirty_pages {
+            Some(0) => Err(Error::InvalidDirtyBound { max_dirty_pages: 0 }),
+            Some(pages) => Ok(pages),
+            None => Ok((DEFAULT_DIRTY_BYTES / self.page_size.max(1)).max(1)),
+        }
+    }
+
     pub(crate) fn geometry(&self) -> Result<Geometry, Error> {
         let page_size = self.page_size;
         if !page_size.is_power_of_two() || page_size > MAX_PAGE_SIZE {
@@ -179,7 +212,8 @@ impl Builder {
     /// Builds a write-back cache over `device` (see [`WriteBackCache`]).
     ///
     /// # Errors
-    /// As [`Builder::build`].
+    /// As [`Builder::build`], and [`Error::InvalidDirtyBound`] for a
+    /// dirty-page bound of zero.
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -196,6 +230,7 @@ impl Builder {
         self,
         device: D,
     ) -> Result<WriteBackCache<D>, Error> {
-        Ok(WriteBackCache::from_cache(self.build(device)?))
+        let bound = self.dirty_bound()?;
+        Ok(WriteBackCache::with_bound(self.build(device)?, bound))
     }
 }

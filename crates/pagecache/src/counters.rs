@@ -7,11 +7,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crossbeam_utils::CachePadded;
+
 const STRIPES: usize = 64;
 
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe(AtomicU64);
+/// One stripe per cache line (two on CPUs that prefetch pairs), so threads
+/// bumping different stripes do not share a line.
+type Stripe = CachePadded<AtomicU64>;
 
 /// The stripe of the calling thread: its stack address, hashed. Threads'
 /// stacks lie megabytes apart, so two threads rarely share a stripe; this
@@ -31,23 +33,23 @@ pub(crate) struct StripedCounter {
 impl StripedCounter {
     pub(crate) fn new() -> Self {
         StripedCounter {
-            stripes: Box::new(std::array::from_fn(|_| Stripe::default())),
+            stripes: Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0)))),
         }
     }
 
     #[inline]
     pub(crate) fn add_one(&self) {
-        let stripe = &self.stripes[thread_stripe() % STRIPES].0;
+        let stripe = &self.stripes[thread_stripe() % STRIPES];
         stripe.store(stripe.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     pub(crate) fn sum(&self) -> u64 {
-        self.stripes.iter().map(|s| s.0.load(Relaxed)).sum()
+        self.stripes.iter().map(|s| s.load(Relaxed)).sum()
     }
 
     pub(crate) fn reset(&self) {
         for stripe in self.stripes.iter() {
-            stripe.0.store(0, Relaxed);
+            stripe.store(0, Relaxed);
         }
     }
 }

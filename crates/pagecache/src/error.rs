@@ -48,6 +48,11 @@ pub enum Error {
         /// The capacity of the cache, in pages.
         capacity: usize,
     },
+    /// The bound on dirty pages of a write-back cache is zero.
+    InvalidDirtyBound {
+        /// The bound asked for, in pages.
+        max_dirty_pages: usize,
+    },
     /// The frames for `capacity` pages of `page_size` bytes, allocated when
     /// the cache is built, do not fit in memory.
     TooLarge {
@@ -112,6 +117,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "a batch of {max_batch_pages} pages is not between 1 and the capacity ({capacity} pages)"
+            ),
+            Error::InvalidDirtyBound { max_dirty_pages } => write!(
+                f,
+                "a bound of {max_dirty_pages} dirty pages is below the least of 1"
             ),
             Error::TooLarge {
                 capacity,

@@ -8,8 +8,8 @@
 //! Both return the first disagreement as a [`Mismatch`] instead of
 //! panicking; the fuzz targets turn it into a crash.
 //!
-//! With the cargo feature `arbitrary`, every input type derives
-//! `arbitrary::Arbitrary`.
+//! This module exists only with the cargo feature `fuzzing`, which also
+//! derives `arbitrary::Arbitrary` for every input type.
 //!
 //! ```
 //! use pagecache::fuzz::{At, Endian, ReadInput, ReadOp, Setup, Width, read_ops};
@@ -37,7 +37,7 @@ use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};
 use crate::{Builder, Error, PageCache, Slice, WriteBackCache};
 
 /// Width and signedness of an integer getter or setter.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Width {
@@ -54,7 +54,7 @@ pub enum Width {
 }
 
 /// Byte order of an integer getter or setter (ignored for 8-bit ones).
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endian {
     /// Little-endian.
@@ -204,7 +204,7 @@ pub fn set<S: ByteSink + ?Sized>(
 
 /// An address, given relative to the start or the end of the device so
 /// that short inputs reach both edges.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
     /// This many bytes from the start.
@@ -240,7 +240,7 @@ impl At {
 const MAX_DEVICE_LEN: u32 = 5000;
 
 /// The shape of the cache and the initial device length.
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
     /// Initial device length is `device_len % 5000` bytes (filled with a
@@ -248,7 +248,8 @@ pub struct Setup {
     pub device_len: u16,
     /// Page size is `1 << (page_shift % 13)`: 1 to 4096 bytes.
     pub page_shift: u8,
-    /// Capacity is `1 << (capacity_shift % 7)`: 1 to 64 pages.
+    /// Capacity is `1 << (capacity_shift % 7)`: 1 to 64 pages, and at
+    /// most 16 KiB of pages.
     pub capacity_shift: u8,
     /// Batch is `1 << (batch_shift % (capacity bits + 1))` pages.
     pub batch_shift: u8,
@@ -256,10 +257,13 @@ pub struct Setup {
 
 impl Setup {
     fn builder(&self) -> Builder {
-        let capacity_bits = u32::from(self.capacity_shift % 7);
+        let page_bits = u32::from(self.page_shift % 13);
+        // At most 16 KiB of frames: the device is smaller than that, and
+        // each input builds its cache anew.
+        let capacity_bits = u32::from(self.capacity_shift % 7).min(14u32.saturating_sub(page_bits));
         let batch_bits = u32::from(self.batch_shift) % (capacity_bits + 1);
         Builder::new()
-            .page_size(1 << (self.page_shift % 13))
+            .page_size(1 << page_bits)
             .capacity(1 << capacity_bits)
             .max_batch_pages(1 << batch_bits)
     }
@@ -272,7 +276,7 @@ impl Setup {
 }
 
 /// One step of [`read_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
     /// An integer getter.
@@ -288,7 +292,7 @@ pub enum ReadOp {
     Read {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `load`.
@@ -323,7 +327,7 @@ pub enum ReadOp {
     Syscalls {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `is_cached`, which must not count anything, and must be right.
@@ -357,13 +361,13 @@ pub enum ReadOp {
     ReadFailing {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
 }
 
 /// Input of [`read_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadInput {
     /// Shape and initial device.
@@ -444,6 +448,8 @@ struct ReadRig {
     cache: PageCache<Arc<FaultyDevice<MemDevice>>>,
     model: Vec<u8>,
     builder: Builder,
+    /// The cache `Syscalls` checks against, once one needed it.
+    cold: Option<PageCache<Arc<FaultyDevice<MemDevice>>>>,
 }
 
 impl ReadRig {
@@ -468,7 +474,7 @@ impl ReadRig {
             }
             ReadOp::Read { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.model[pos as usize..pos as usize + len].to_vec());
                 let mut buf = vec![0xa5; len];
@@ -558,7 +564,7 @@ impl ReadRig {
             }
             ReadOp::Syscalls { at, len } => {
                 let addr = at.resolve(size);
-                let len = u64::from(*len);
+                let len = read_len(*len) as u64;
                 let predicted = match (self.cache.syscalls(addr, len), bounds(addr, len, size)) {
                     (Ok(predicted), Ok(())) => predicted,
                     (Err(Error::OutOfBounds(got)), Err(want)) if got == want => return Ok(()),
@@ -566,20 +572,28 @@ impl ReadRig {
                         return Err(format!("syscalls: cache gave {got:?}, model {want:?}"));
                     }
                 };
-                // A cold read of the range through a fresh cache of the same shape.
-                let counter = FaultyDevice::new(self.mem.clone());
-                let cold = self
-                    .builder
-                    .build(&counter)
-                    .map_err(|e| format!("build: {e}"))?;
+                // A cold read of the range through a second cache of the
+                // same shape, emptied first (built once per input).
+                let cold = match &mut self.cold {
+                    Some(cold) => cold,
+                    cold => {
+                        let counter = Arc::new(FaultyDevice::new(self.mem.clone()));
+                        let built = self
+                            .builder
+                            .build(counter)
+                            .map_err(|e| format!("build: {e}"))?;
+                        cold.insert(built)
+                    }
+                };
+                cold.invalidate_all()
+                    .map_err(|e| format!("invalidate_all: {e}"))?;
+                let before = cold.device().reads();
                 let mut buf = vec![0; len as usize];
                 cold.read_bytes_at(addr, &mut buf)
                     .map_err(|e| format!("cold read: {e}"))?;
-                ensure(counter.reads() == predicted, || {
-                    format!(
-                        "syscalls said {predicted}, a cold read made {}",
-                        counter.reads()
-                    )
+                let reads = cold.device().reads() - before;
+                ensure(reads == predicted, || {
+                    format!("syscalls said {predicted}, a cold read made {reads}")
                 })
             }
             ReadOp::IsCached { at } => {
@@ -658,7 +672,7 @@ impl ReadRig {
             }
             ReadOp::ReadFailing { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.model[pos as usize..pos as usize + len].to_vec());
                 self.device.fail_reads(Fault::Always(Errno::IO));
@@ -681,8 +695,20 @@ impl ReadRig {
     }
 }
 
+/// Most ops of one input that run; the rest are ignored, so that every
+/// input stays cheap (a longer sequence is two inputs).
+pub const MAX_OPS: usize = 64;
+
+/// Longest range a read op reads: past any device (which stays below
+/// 5000 bytes), without allocating what the op's `u16` could ask for.
+const MAX_READ_LEN: usize = 8192;
+
+fn read_len(len: u16) -> usize {
+    usize::from(len) % MAX_READ_LEN
+}
+
 fn run_steps<T: fmt::Debug>(ops: &[T], mut step: impl FnMut(&T) -> Check) -> Result<(), Mismatch> {
-    for (index, op) in ops.iter().enumerate() {
+    for (index, op) in ops.iter().take(MAX_OPS).enumerate() {
         step(op).map_err(|detail| Mismatch {
             step: index,
             op: format!("{op:?}"),
@@ -728,6 +754,7 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
         cache,
         model,
         builder,
+        cold: None,
     };
     run_steps(&input.ops, |op| {
         rig.step(op)?;
@@ -740,14 +767,14 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
     let mut whole = vec![0; rig.model.len()];
     let final_read = rig.cache.read_bytes_at(0, &mut whole).map(|()| whole);
     agree("final read", final_read, Ok(rig.model.clone())).map_err(|detail| Mismatch {
-        step: input.ops.len(),
+        step: input.ops.len().min(MAX_OPS),
         op: "final read".into(),
         detail,
     })
 }
 
 /// One step of [`write_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// An integer setter.
@@ -781,7 +808,7 @@ pub enum WriteOp {
     Read {
         /// Start.
         at: At,
-        /// Length.
+        /// Length, modulo 8192.
         len: u16,
     },
     /// `load`.
@@ -822,11 +849,14 @@ pub enum WriteOp {
 }
 
 /// Input of [`write_ops`].
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteInput {
     /// Shape and initial device.
     pub setup: Setup,
+    /// Bound on dirty pages: `1 + max_dirty_pages % 16` pages, or the
+    /// default bound when 0.
+    pub max_dirty_pages: u8,
     /// Steps.
     pub ops: Vec<WriteOp>,
 }
@@ -915,6 +945,74 @@ impl WriteRig {
         })
     }
 
+    /// Checks a write of `len` bytes at `pos` that returned `got` where the
+    /// model says `want` (with `next` the logical bytes after it). A write
+    /// may first write back older dirty runs (the dirty-page bound): those
+    /// pages must be clean and on the device; an I/O error there must
+    /// leave this write out.
+    fn written(
+        &mut self,
+        pos: u64,
+        len: u64,
+        next: Vec<u8>,
+        got: Result<(), Error>,
+        want: Result<(), OutOfBounds>,
+    ) -> Check {
+        match (&got, &want) {
+            (Ok(()), Ok(())) | (Err(Error::Io(_)), Ok(())) => {}
+            (Err(Error::OutOfBounds(got)), Err(want)) if got == want => return Ok(()),
+            _ => return Err(format!("write: cache gave {got:?}, model {want:?}")),
+        }
+        // Written back before this write: the old logical bytes.
+        let actual = self.device.inner().to_vec();
+        for (index, (&now, &before)) in actual.iter().zip(&self.on_device).enumerate() {
+            let page = (index as u64) >> self.page_shift;
+            if now != before {
+                ensure(
+                    self.dirty.contains(&page) && now == self.logical[index],
+                    || format!("byte {index} changed to {now} outside a written-back page"),
+                )?;
+            }
+        }
+        let cleaned: Vec<u64> = self
+            .dirty
+            .iter()
+            .copied()
+            .filter(|&page| !self.cache.is_dirty(page << self.page_shift))
+            .collect();
+        for page in cleaned {
+            let range = self.page_bytes(page);
+            ensure(actual[range.clone()] == self.logical[range], || {
+                format!("page {page} written back but not on the device")
+            })?;
+            self.dirty.remove(&page);
+        }
+        self.on_device = actual;
+        if got.is_ok() {
+            self.logical = next;
+            self.mark_dirty(pos, len);
+        }
+        let bound = self.cache.max_dirty_pages();
+        let pages = if len == 0 {
+            0
+        } else {
+            ((pos + len - 1) >> self.page_shift) - (pos >> self.page_shift) + 1
+        };
+        ensure(
+            self.cache.dirty_pages() == self.dirty.len()
+                && (got.is_err()
+                    || len == 0
+                    || self.dirty.len() as u64 <= (bound as u64).max(pages)),
+            || {
+                format!(
+                    "{} dirty pages, model has {}, bound {bound}",
+                    self.cache.dirty_pages(),
+                    self.dirty.len()
+                )
+            },
+        )
+    }
+
     fn step(&mut self, op: &WriteOp) -> Check {
         let size = self.size();
         match op {
@@ -925,13 +1023,10 @@ impl WriteRig {
                 value,
             } => {
                 let pos = at.resolve(size);
-                let want = set(&mut self.logical, *width, *endian, pos, *value);
+                let mut next = self.logical.clone();
+                let want = set(&mut next, *width, *endian, pos, *value);
                 let got = set(&mut &self.cache, *width, *endian, pos, *value);
-                agree("setter", got, want)?;
-                if want.is_ok() {
-                    self.mark_dirty(pos, width.bytes());
-                }
-                Ok(())
+                self.written(pos, width.bytes(), next, got, want)
             }
             WriteOp::Get { width, endian, at } => {
                 let pos = at.resolve(size);
@@ -943,16 +1038,14 @@ impl WriteRig {
             }
             WriteOp::WriteBytes { at, bytes } => {
                 let pos = at.resolve(size);
-                let want = self.logical.write_bytes_at(pos, bytes);
-                agree("write_bytes", self.cache.write_bytes(pos, bytes), want)?;
-                if want.is_ok() {
-                    self.mark_dirty(pos, bytes.len() as u64);
-                }
-                Ok(())
+                let mut next = self.logical.clone();
+                let want = next.write_bytes_at(pos, bytes);
+                let got = self.cache.write_bytes(pos, bytes);
+                self.written(pos, bytes.len() as u64, next, got, want)
             }
             WriteOp::Read { at, len } => {
                 let pos = at.resolve(size);
-                let len = usize::from(*len);
+                let len = read_len(*len);
                 let want = bounds(pos, len as u64, size)
                     .map(|()| self.logical[pos as usize..pos as usize + len].to_vec());
                 let mut buf = vec![0; len];
@@ -1036,15 +1129,17 @@ impl WriteRig {
 ///     WriteOp::Commit,
 ///     WriteOp::Get { width: Width::I64, endian: Endian::Be, at: At::Start(12) },
 /// ];
-/// write_ops(&WriteInput { setup, ops })?;
+/// write_ops(&WriteInput { setup, max_dirty_pages: 2, ops })?;
 /// # Ok::<(), pagecache::fuzz::Mismatch>(())
 /// ```
 pub fn write_ops(input: &WriteInput) -> Result<(), Mismatch> {
     let logical = input.setup.initial_bytes();
     let device = Arc::new(FaultyDevice::new(MemDevice::from_vec(logical.clone())));
-    let cache = input
-        .setup
-        .builder()
+    let mut builder = input.setup.builder();
+    if input.max_dirty_pages > 0 {
+        builder = builder.max_dirty_pages(1 + usize::from(input.max_dirty_pages % 16));
+    }
+    let cache = builder
         .build_write_back(Arc::clone(&device))
         .map_err(|e| Mismatch {
             step: 0,
@@ -1076,7 +1171,7 @@ pub fn write_ops(input: &WriteInput) -> Result<(), Mismatch> {
         )
     };
     finish(&mut rig).map_err(|detail| Mismatch {
-        step: input.ops.len(),
+        step: input.ops.len().min(MAX_OPS),
         op: "final commit".into(),
         detail,
     })

@@ -8,7 +8,9 @@
 //! [`ByteSourceExt`] (`get_u8` to `get_i128_be`) decodes straight from the
 //! cached page, without allocating; a value straddling two pages is
 //! assembled from both. [`WriteBackCache`] adds every setter of
-//! [`ByteSinkExt`] over dirty pages, written back by `persist` and `commit`.
+//! [`ByteSinkExt`] over a bounded set of dirty pages, written back (from
+//! the page buffers, vectored) by `persist`, `commit`, or a write that
+//! finds the bound reached; a read never sees half of a write.
 //!
 //! ```
 //! use blockdev::MemDevice;
@@ -46,6 +48,17 @@
 //! one use, as 2Q's "correlated reference period" does, so a scan that
 //! reads every value of every page is still a one-off scan. With several
 //! threads missing at once epochs advance faster and this filter is looser.
+//!
+//! The same rule, in a cache of a few pages (where the small queue is one
+//! page): a page loaded last and then only hit, with no other miss in
+//! between, has no credit, so the first page of a one-off scan evicts it
+//! (at capacity 2, the single hot page). This is deliberate: its hits look
+//! exactly like a scan decoding one page, and counting them would let
+//! every such scan into the main queue. What keeps the loss to once: the
+//! ghost queue remembers at least 64 page numbers (not just `capacity`),
+//! so the page comes back straight into the main queue, where later scans
+//! pass it by; and a page used again after any other miss keeps its place
+//! from the start.
 //!
 //! Any working set of up to `capacity` pages hits 100% once loaded: the
 //! cache is fully associative (any page can use any frame), so nothing is
@@ -130,19 +143,27 @@
 
 mod builder;
 mod cache;
+mod cachet;
 mod counters;
 mod error;
 mod frames;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hints;
+mod hit;
 mod iter;
+mod miss;
 mod policy;
+mod residency;
 mod slice;
+mod state;
 mod stats;
 mod write_back;
 
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
-pub use builder::{Builder, DEFAULT_CAPACITY, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE};
+pub use builder::{
+    Builder, DEFAULT_CAPACITY, DEFAULT_DIRTY_BYTES, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE,
+};
 pub use cache::PageCache;
 pub use error::Error;
 pub use iter::{Bytes, Chunks};

@@ -1,9 +1,9 @@
 //! `WriteBackCache`: setters into dirty pages, written back by `persist`
 //! and `commit` one run of contiguous pages per device write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 use bincodec::{ByteSink, ByteSource};
 use blockdev::{ReadAt, WriteAt};
@@ -17,12 +17,29 @@ use crate::{Error, PageCache, Slice};
 /// Every setter of [`bincodec::ByteSinkExt`] writes into *dirty pages* kept
 /// beside the clean cache; every getter sees them at once. Nothing reaches
 /// the device until [`persist`](Self::persist) (the dirty pages overlapping
-/// a range) or [`commit`](Self::commit) (all of them), which write each run
-/// of contiguous dirty pages with one device write and then keep those
-/// pages as clean cached pages.
+/// a range), [`commit`](Self::commit) (all of them) or a write that finds
+/// the dirty pages at their bound, which write each run of contiguous
+/// dirty pages with one vectored device write (per 1024 pages).
 ///
-/// - Dirty pages are never evicted, so memory grows with what is written
-///   between commits ([`dirty_pages`](Self::dirty_pages) tells how much).
+/// - Reads never see half of a write: every read (a getter,
+///   `read_bytes_at`, [`load`](Self::load)) returns the bytes as of one
+///   moment between whole `write_bytes`/setter calls, also while other
+///   threads write and commit. A read with nothing dirty takes no lock and
+///   checks afterwards that no write-back overlapped it (retrying under the
+///   dirty lock if one did); otherwise it holds the dirty map's read lock
+///   for the whole read. Two separate calls are two moments: a value
+///   written by two setter calls can be seen between them.
+/// - Dirty pages are bounded ([`Builder::max_dirty_pages`](crate::Builder::max_dirty_pages),
+///   64 MiB worth by default): a write that would go past the bound first
+///   writes back the oldest dirty runs itself. If that write-back fails,
+///   the write returns the error and changes nothing; the dirty pages stay
+///   dirty, nothing is lost. A single write larger than the bound is kept
+///   whole, all of it dirty, until the next write-back.
+/// - Write-back writes each run straight from the page buffers, one
+///   vectored device write (`pwritev` for files) per 1024 pages, without
+///   copying them into one buffer. Written pages already cached are
+///   updated, and the last `capacity` pages written are kept as clean
+///   cached pages.
 /// - When a device write fails, its pages stay dirty and the error is
 ///   returned: nothing is lost, a later `commit` tries again. Runs written
 ///   before the failure are clean.
@@ -56,7 +73,15 @@ pub struct WriteBackCache<D: ReadAt + WriteAt> {
     dirty_count: AtomicUsize,
     /// Serializes writers and write-back, so a page's dirty bytes cannot
     /// change between being written to the device and being marked clean.
-    writer: Mutex<()>,
+    /// Holds the pages in the order they became dirty (with stale entries
+    /// for pages written back since), oldest first.
+    writer: Mutex<VecDeque<u64>>,
+    /// The most dirty pages kept; see `max_dirty_pages`.
+    max_dirty: usize,
+    /// Odd while a write-back changes the device and the clean pages: a
+    /// read that took no lock checks it did not overlap one (a sequence
+    /// lock).
+    write_back_seq: AtomicU64,
 }
 
 #[cfg(test)]
@@ -90,12 +115,20 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn from_cache(cache: PageCache<D>) -> Self {
+        let bound = (crate::DEFAULT_DIRTY_BYTES / cache.page_size()).max(1);
+        Self::with_bound(cache, bound)
+    }
+
+    /// Adds write-back with at most `max_dirty` (at least 1) dirty pages.
+    pub(crate) fn with_bound(cache: PageCache<D>, max_dirty: usize) -> Self {
         WriteBackCache {
+            max_dirty: max_dirty.max(1),
             size: AtomicU64::new(cache.size()),
             cache,
             dirty: RwLock::new(BTreeMap::new()),
             dirty_count: AtomicUsize::new(0),
-            writer: Mutex::new(()),
+            writer: Mutex::new(VecDeque::new()),
+            write_back_seq: AtomicU64::new(0),
         }
     }
 
@@ -155,6 +188,23 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         self.dirty_count.load(Ordering::Acquire)
     }
 
+    /// The most dirty pages this cache keeps (see
+    /// [`Builder::max_dirty_pages`](crate::Builder::max_dirty_pages)). A
+    /// write that would go past it first writes back the oldest dirty runs
+    /// itself; only a single write larger than the bound goes past it, for
+    /// as long as that write's pages stay dirty.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::WriteBackCache::new(MemDevice::new())?;
+    /// assert_eq!(cache.max_dirty_pages(), (64 << 20) / 4096); // DEFAULT_DIRTY_BYTES
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn max_dirty_pages(&self) -> usize {
+        self.max_dirty
+    }
+
     /// Whether the byte at `addr` has a pending write in its page.
     ///
     /// ```
@@ -173,14 +223,18 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             .contains_key(&(addr >> self.cache.page_size().trailing_zeros()))
     }
 
-    /// Writes `bytes` at `pos` into dirty pages. Pages only partly covered
-    /// are first read (from the cache or the device), so an I/O error
-    /// leaves everything unchanged.
+    /// Writes `bytes` at `pos` into dirty pages, all at once for readers.
+    /// If the new dirty pages would go past
+    /// [`max_dirty_pages`](Self::max_dirty_pages), the oldest dirty runs
+    /// are written back first. Pages only partly covered are first read
+    /// (from the cache or the device). Any I/O error leaves the bytes of
+    /// this write out and everything already written (dirty or not) intact.
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] when the range is not inside the device
-    /// (nothing is written), [`Error::Io`] when reading a partly covered
-    /// page fails.
+    /// (nothing is written), [`Error::Io`] when writing back older dirty
+    /// pages or reading a partly covered page fails (this write is not
+    /// applied; the older pages stay dirty).
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -199,11 +253,12 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let _writer = self.writer.lock();
+        let mut order = self.writer.lock();
         let shift = self.cache.page_size().trailing_zeros();
         let page_size = self.cache.page_size() as u64;
         let end = pos + bytes.len() as u64;
         let (first, last) = (pos >> shift, (end - 1) >> shift);
+        self.make_room(&mut order, first, last)?;
         let page_range = |page: u64| {
             let start = page << shift;
             (start, (start + page_size).min(size))
@@ -226,6 +281,7 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         for page in first..=last {
             let (start, stop) = page_range(page);
             let data = dirty.entry(page).or_insert_with(|| {
+                order.push_back(page);
                 match bases.iter().position(|(p, _)| *p == page) {
                     Some(i) => bases.swap_remove(i).1,
                     None => Arc::from(vec![0u8; (stop - start) as usize]),
@@ -242,6 +298,46 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         }
         self.dirty_count.store(dirty.len(), Ordering::Release);
         Ok(())
+    }
+
+    /// Writes back the oldest dirty runs until the pages of `first..=last`
+    /// that are not dirty yet fit under the bound (or nothing is dirty).
+    /// Called with the writer lock held, before a write changes anything.
+    fn make_room(&self, order: &mut VecDeque<u64>, first: u64, last: u64) -> Result<(), Error> {
+        loop {
+            let oldest = {
+                let dirty = self.dirty.read();
+                // Pages of the write that would become dirty.
+                let already = dirty.range(first..=last).count() as u64;
+                let new = (last - first + 1) - already;
+                let fits = (dirty.len() as u64).saturating_add(new) <= self.max_dirty as u64;
+                if fits || dirty.is_empty() {
+                    if order.len() > 2 * dirty.len() + 64 {
+                        order.retain(|page| dirty.contains_key(page));
+                    }
+                    return Ok(());
+                }
+                let Some(page) = order.pop_front() else {
+                    // Only stale entries were left: start over from the map.
+                    order.extend(dirty.keys().copied());
+                    continue;
+                };
+                if !dirty.contains_key(&page) {
+                    continue;
+                }
+                // The whole run of contiguous dirty pages holding `page`.
+                let mut start = page;
+                while start > 0 && dirty.contains_key(&(start - 1)) {
+                    start -= 1;
+                }
+                start
+            };
+            if let Err(err) = self.write_run(&self.dirty_run_at(oldest)) {
+                // Still dirty: keep it first in line.
+                order.push_front(oldest);
+                return Err(err);
+            }
+        }
     }
 
     /// Writes the dirty pages overlapping `[off, off + len)` to the device,
@@ -272,9 +368,12 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let shift = self.cache.page_size().trailing_zeros();
         let first = off >> shift;
         let last = off.saturating_add(len - 1) >> shift;
-        let _writer = self.writer.lock();
+        let mut order = self.writer.lock();
         for run in self.dirty_runs(first, last) {
             self.write_run(&run)?;
+        }
+        if self.dirty_pages() == 0 {
+            order.clear();
         }
         Ok(())
     }
@@ -403,6 +502,16 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         self.cache.load_within(addr, min_len, self.size())
     }
 
+    /// The run of contiguous dirty pages starting at `first`.
+    fn dirty_run_at(&self, first: u64) -> Vec<(u64, Arc<[u8]>)> {
+        let dirty = self.dirty.read();
+        (first..)
+            .zip(dirty.range(first..))
+            .take_while(|(want, (page, _))| want == *page)
+            .map(|(page, (_, data))| (page, data.clone()))
+            .collect()
+    }
+
     /// The dirty pages of `first..=last`, grouped in runs of contiguous pages.
     fn dirty_runs(&self, first: u64, last: u64) -> Vec<Vec<(u64, Arc<[u8]>)>> {
         let dirty = self.dirty.read();
@@ -418,36 +527,50 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         runs
     }
 
-    /// Writes one run with one device write, then moves its pages from the
-    /// dirty map into the clean cache. Called with the writer lock held.
+    /// Writes one run of contiguous dirty pages straight from their
+    /// buffers, one vectored device write per group of [`GROUP_PAGES`],
+    /// moving each group from the dirty map to the clean cache once it is
+    /// written. Called with the writer lock held. On an error, the groups
+    /// before stay clean and the rest stay dirty.
     fn write_run(&self, run: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
-        let Some((first, _)) = run.first() else {
+        for group in run.chunks(GROUP_PAGES) {
+            // Readers without the dirty lock retry if they overlap this.
+            let seq = self.write_back_seq.load(Ordering::Relaxed);
+            self.write_back_seq
+                .store(seq.wrapping_add(1), Ordering::Relaxed);
+            fence(Ordering::Release);
+            let written = self.write_group(group);
+            self.write_back_seq
+                .store(seq.wrapping_add(2), Ordering::Release);
+            written?;
+        }
+        Ok(())
+    }
+
+    /// `write_run` of one group, inside the sequence lock.
+    fn write_group(&self, group: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
+        let Some((first, _)) = group.first() else {
             return Ok(());
         };
         let start = first << self.cache.page_size().trailing_zeros();
-        match run {
-            [(_, data)] => self.device().write_all_at(start, data)?,
-            _ => {
-                let bytes: Vec<u8> = run
-                    .iter()
-                    .flat_map(|(_, data)| data.iter().copied())
-                    .collect();
-                self.device().write_all_at(start, &bytes)?;
-            }
-        }
-        for (page, data) in run {
-            // Clean copy first, then drop the dirty one: a reader sees one
-            // or the other, both holding the new bytes.
-            self.cache.install_clean(*page, data.clone());
-        }
+        let bufs: Vec<&[u8]> = group.iter().map(|(_, data)| &data[..]).collect();
+        self.device().write_all_vectored_at(start, &bufs)?;
+        // Clean copies first, then drop the dirty ones: a reader sees one
+        // or the other, both holding the new bytes.
+        self.cache
+            .install_written(*first, group.iter().map(|(_, data)| data));
         let mut dirty = self.dirty.write();
-        for (page, _) in run {
+        for (page, _) in group {
             dirty.remove(page);
         }
         self.dirty_count.store(dirty.len(), Ordering::Release);
         Ok(())
     }
 }
+
+/// Dirty pages per vectored device write: Linux's `IOV_MAX`, so that one
+/// write-back is one `pwritev` per group.
+const GROUP_PAGES: usize = 1024;
 
 impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
     type Error = Error;
@@ -456,9 +579,18 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
         let size = self.size();
         check_range(pos, buf.len() as u64, size)?;
-        if self.dirty_pages() == 0 {
-            return self.cache.read_in_bounds(pos, buf, size);
+        // With nothing dirty, the clean pages are the truth; they change
+        // only during a write-back, which a read here must not overlap.
+        let seq = self.write_back_seq.load(Ordering::Acquire);
+        if seq.is_multiple_of(2) && self.dirty_pages() == 0 {
+            self.cache.read_in_bounds(pos, buf, size)?;
+            fence(Ordering::Acquire);
+            if self.write_back_seq.load(Ordering::Relaxed) == seq {
+                return Ok(());
+            }
         }
+        // Under the dirty lock no write lands and no write-back finishes:
+        // the dirty pages and the clean ones agree for the whole read.
         let shift = self.cache.page_size().trailing_zeros();
         let mask = (1u64 << shift) - 1;
         let dirty = self.dirty.read();

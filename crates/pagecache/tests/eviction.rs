@@ -117,3 +117,61 @@ fn resident_pages_never_exceed_the_capacity() {
         assert_eq!(cache.stats().resident_pages, capacity);
     }
 }
+
+/// Small caches (the 4 to 16 pages, and 2): a page loaded last and
+/// then hit in a stretch with no other miss has earned no credit, exactly
+/// like a page a scan decodes field by field, so the first page of a
+/// one-off scan evicts it once. It comes back through the ghost queue into
+/// the main queue, and from then on scans pass it by.
+#[test]
+fn a_small_cache_loses_a_page_hit_only_in_its_load_epoch_once_then_keeps_it() {
+    for capacity in [2, 4, 8, 16] {
+        let cache = cache(capacity, 10_000);
+        let hot = 9_999;
+        touch(&cache, hot);
+        for _ in 0..1_000 {
+            touch(&cache, hot);
+        }
+        // A one-off scan, each page decoded many times.
+        let scan = |start: u64| {
+            for page in start..start + 4 * capacity as u64 {
+                for _ in 0..8 {
+                    touch(&cache, page);
+                }
+            }
+        };
+        scan(0);
+        assert!(
+            !cache.is_cached(hot * PAGE),
+            "capacity {capacity}: kept without credit"
+        );
+        touch(&cache, hot); // back from the ghost queue, into the main queue
+        for round in 1..10 {
+            scan(round * 1_000);
+            assert!(
+                cache.is_cached(hot * PAGE),
+                "capacity {capacity}, scan {round}"
+            );
+            touch(&cache, hot);
+        }
+    }
+}
+
+/// The same hot page, used again after any other miss, has credit and
+/// survives the first scan too.
+#[test]
+fn a_small_cache_keeps_a_hot_page_reused_across_a_miss_through_a_scan() {
+    for capacity in [2, 4, 8, 16] {
+        let cache = cache(capacity, 10_000);
+        let hot = 9_999;
+        touch(&cache, hot);
+        touch(&cache, 5_000); // another miss: a new epoch
+        touch(&cache, hot);
+        for page in 0..4 * capacity as u64 {
+            for _ in 0..8 {
+                touch(&cache, page);
+            }
+        }
+        assert!(cache.is_cached(hot * PAGE), "capacity {capacity}");
+    }
+}

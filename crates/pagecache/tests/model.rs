@@ -103,9 +103,10 @@ proptest! {
     #[test]
     fn write_back_agrees_with_the_model_and_loses_nothing_under_faults(
         setup in setup(),
+        max_dirty_pages in any::<u8>(),
         ops in proptest::collection::vec(write_op(), 1..60),
     ) {
-        let input = WriteInput { setup, ops };
+        let input = WriteInput { setup, max_dirty_pages, ops };
         if let Err(mismatch) = write_ops(&input) {
             prop_assert!(false, "{mismatch}\n{:?}", input.setup);
         }

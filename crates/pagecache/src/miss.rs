@@ -1,0 +1,274 @@
+//! The miss path: one locked lookup shared by every read (count the miss,
+//! wait for a read of the page in flight, or reserve a run of missing
+//! pages), and the reservation that reads the run with one device call and
+//! installs it.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use blockdev::ReadAt;
+use parking_lot::MutexGuard;
+
+use crate::cache::PageCache;
+use crate::frames::FrameId;
+use crate::state::{Loading, State};
+use crate::{Error, Slice};
+
+/// What the locked lookup of one page found.
+enum Lookup<'a, D> {
+    /// The page is resident with the bytes asked for; the lock is held.
+    Resident(MutexGuard<'a, State>, FrameId),
+    /// The page is missing; this thread reserved a run starting at it.
+    Reserved(Reservation<'a, D>),
+}
+
+impl<D: ReadAt> PageCache<D> {
+    /// The locked lookup of `page`, needing its first `need` bytes. A
+    /// resident page that long is a hit; a page cached short (the device
+    /// grew) is dropped. Otherwise the lookup counts one miss, waits for a
+    /// read of the page in flight and looks again, or reserves the run of
+    /// missing pages from `page` up to at most `last`.
+    fn lookup(&self, page: u64, need: usize, last: u64) -> Lookup<'_, D> {
+        let mut counted = false;
+        loop {
+            let mut state = self.state.lock();
+            // Most pages are at home: skip the map then.
+            let home = self.home(page);
+            let resident = if self.frames.page_of(home) == Some(page) {
+                Some(home)
+            } else {
+                state.resident.get(&page).copied()
+            };
+            if let Some(frame) = resident {
+                if self.frames.len(frame) >= need {
+                    if !counted {
+                        self.hits.add_one();
+                    }
+                    self.frames.touch_locked(frame, self.epoch.load(Relaxed));
+                    if frame != home && !self.hints.contains(page, frame) {
+                        self.hints.insert(page, frame);
+                    }
+                    return Lookup::Resident(state, frame);
+                }
+                self.drop_page(&mut state, page);
+            }
+            if !counted {
+                state.misses += 1;
+                counted = true;
+            }
+            if let Some(loading) = state.loading.get(&page).cloned() {
+                drop(state);
+                loading.wait();
+                continue;
+            }
+            return Lookup::Reserved(self.reserve_run(&mut state, page, last));
+        }
+    }
+
+    /// The whole page `page` (which starts before `size`) as a slice.
+    pub(crate) fn page_slice(&self, page: u64, size: u64) -> Result<Slice, Error> {
+        let page_start = page << self.geometry.page_shift;
+        let len = (size - page_start).min(self.page_size() as u64) as usize;
+        match self.lookup(page, len, page) {
+            Lookup::Resident(mut state, frame) => {
+                let shared = &mut state.slices[frame as usize];
+                let data = match shared {
+                    Some(data) if data.len() >= len => data.clone(),
+                    _ => {
+                        let mut bytes = vec![0; self.frames.len(frame)];
+                        self.frames.read_locked(frame, 0, &mut bytes);
+                        let data: Arc<[u8]> = Arc::from(bytes);
+                        *shared = Some(data.clone());
+                        data
+                    }
+                };
+                Ok(Slice::new(page_start, data, 0, len))
+            }
+            Lookup::Reserved(run) => {
+                let bytes = run.fetch(size)?;
+                Ok(Slice::new(page_start, Arc::from(bytes), 0, len))
+            }
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `pos`, already checked to lie inside `size`.
+    #[inline]
+    pub(crate) fn read_in_bounds(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
+        let off = (pos & self.geometry.page_mask()) as usize;
+        if off + buf.len() <= self.geometry.page_size()
+            && !buf.is_empty()
+            && self.try_hit(pos >> self.geometry.page_shift, off, buf)
+        {
+            return Ok(());
+        }
+        self.read_slow(pos, buf, size)
+    }
+
+    /// The general read: page by page, hits without the lock when possible,
+    /// and each run of missing pages fetched with one device read.
+    #[inline(never)]
+    fn read_slow(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
+        let shift = self.geometry.page_shift;
+        let mask = self.geometry.page_mask();
+        let page_size = self.page_size();
+        let last_page = match buf.len() {
+            0 => return Ok(()),
+            len => (pos + len as u64 - 1) >> shift,
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            let addr = pos + done as u64;
+            let page = addr >> shift;
+            let off = (addr & mask) as usize;
+            let n = (page_size - off).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            if self.try_hit(page, off, dst) {
+                done += n;
+                continue;
+            }
+            match self.lookup(page, off + n, last_page) {
+                Lookup::Resident(_state, frame) => {
+                    self.frames.read_locked(frame, off, dst);
+                    done += n;
+                }
+                Lookup::Reserved(run) => {
+                    let run_start = page << shift;
+                    let bytes = run.fetch(size)?;
+                    let from = (addr - run_start) as usize;
+                    let n = bytes.len().saturating_sub(from).min(buf.len() - done);
+                    let src = bytes.get(from..from + n).ok_or_else(short_page)?;
+                    buf[done..done + n].copy_from_slice(src);
+                    done += n;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the missing pages from `first` (which is missing; at most up
+    /// to `last`, and at most a batch) as being read by this thread. Stops
+    /// at the first page that is resident or being read.
+    fn reserve_run(&self, state: &mut State, first: u64, last: u64) -> Reservation<'_, D> {
+        let max = (last - first)
+            .saturating_add(1)
+            .min(self.geometry.max_batch_pages as u64);
+        let loading = Arc::new(Loading::default());
+        let mut count = 0;
+        while count < max {
+            let page = first + count;
+            if state.resident.contains_key(&page) || state.loading.contains_key(&page) {
+                break;
+            }
+            state.loading.insert(page, loading.clone());
+            if count > 0 {
+                state.misses += 1;
+            }
+            count += 1;
+        }
+        Reservation {
+            cache: self,
+            first,
+            count,
+            loading,
+        }
+    }
+
+    /// Fills `buf` from the device at `pos`, counting every call.
+    fn read_device(&self, mut pos: u64, mut buf: &mut [u8]) -> Result<(), Error> {
+        while !buf.is_empty() {
+            self.device_reads.fetch_add(1, Relaxed);
+            match self.device.read_at(pos, buf) {
+                Ok(0) => {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "device ended at {pos}, before its known size of {}; \
+                             call refresh_size or invalidate after shrinking it",
+                            self.size()
+                        ),
+                    )));
+                }
+                Ok(n) => {
+                    let n = n.min(buf.len());
+                    buf = &mut buf[n..];
+                    pos += n as u64;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Error::Io(err)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn short_page() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "a page read from the device is shorter than the range asked for",
+    ))
+}
+
+/// Pages this thread marked as being read; dropping it wakes the waiters and
+/// clears the marks it still owns (after an error, or a panic).
+struct Reservation<'a, D> {
+    cache: &'a PageCache<D>,
+    first: u64,
+    count: u64,
+    loading: Arc<Loading>,
+}
+
+impl<D: ReadAt> Reservation<'_, D> {
+    /// Reads the reserved pages (clipped to `size`) with one device read,
+    /// caches them and returns their bytes.
+    fn fetch(mut self, size: u64) -> Result<Vec<u8>, Error> {
+        let cache = self.cache;
+        let shift = cache.geometry.page_shift;
+        let start = self.first << shift;
+        let end = (u128::from(self.first + self.count) << shift).min(u128::from(size)) as u64;
+        let len = usize::try_from(end - start).map_err(|_| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "a run of pages does not fit in memory",
+            ))
+        })?;
+        let mut bytes = vec![0u8; len];
+        cache.read_device(start, &mut bytes)?;
+        self.install(&bytes);
+        Ok(bytes)
+    }
+
+    /// Puts the pages read into frames, evicting as needed. Pages whose
+    /// mark was dropped meanwhile (an invalidation) are not cached: the
+    /// bytes read may predate the change that caused it.
+    fn install(&mut self, bytes: &[u8]) {
+        let cache = self.cache;
+        let mut state = cache.state.lock();
+        let epoch = cache.epoch.fetch_add(1, Relaxed).wrapping_add(1);
+        for (page, data) in (self.first..).zip(bytes.chunks(cache.page_size())) {
+            let ours = matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading));
+            if !ours {
+                continue;
+            }
+            state.loading.remove(&page);
+            if let Some(frame) = cache.take_frame(&mut state, page) {
+                cache.place(&mut state, frame, page, data, epoch);
+            }
+        }
+        self.count = 0;
+    }
+}
+
+impl<D> Drop for Reservation<'_, D> {
+    fn drop(&mut self) {
+        if self.count > 0 {
+            let mut state = self.cache.state.lock();
+            for page in self.first..self.first + self.count {
+                if matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading)) {
+                    state.loading.remove(&page);
+                }
+            }
+        }
+        self.loading.finish();
+    }
+}
