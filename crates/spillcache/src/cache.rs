@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use blockdev::{ReadAt, WriteAt};
 use parking_lot::{Condvar, Mutex};
 
-use crate::builder::{Builder, Config, FileFactory};
+use crate::builder::Builder;
 use crate::cipher::{self, ReadFailure, Seal};
+use crate::config::{Config, FileFactory};
 use crate::entry::Place;
 use crate::error::{Error, Result, copy_io_error};
 use crate::state::{Keep, Shared, State};
@@ -91,6 +92,48 @@ impl SpillCache<File> {
     /// ```
     pub fn builder(dir: impl Into<PathBuf>) -> Builder<File> {
         Builder::new(dir)
+    }
+}
+
+impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
+    /// Creates the first file and starts the writer thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a defrag factor below 1 (or not finite)
+    /// or a retry minimum of zero or above the maximum; [`Error::Io`] when the file
+    /// cannot be created or the thread cannot start.
+    ///
+    /// ```
+    /// let missing = std::env::temp_dir().join("spillcache-no-such-dir/x/y");
+    /// let result = spillcache::Builder::new(missing).build();
+    /// assert!(matches!(result, Err(spillcache::Error::Io(_))));
+    /// ```
+    pub fn build(self) -> Result<SpillCache<D>> {
+        let config = self.config;
+        if !config.defrag_factor.is_finite() || config.defrag_factor < 1.0 {
+            return Err(Error::InvalidOption {
+                option: "defrag_factor",
+                reason: format!("{} is not a number of at least 1", config.defrag_factor),
+            });
+        }
+        if config.retry_min.is_zero() {
+            // A zero backoff would let a failing defrag retry forever
+            // without the writer ever getting to its writes.
+            return Err(Error::InvalidOption {
+                option: "retry_backoff",
+                reason: "minimum must be above zero".into(),
+            });
+        }
+        if config.retry_min > config.retry_max {
+            return Err(Error::InvalidOption {
+                option: "retry_backoff",
+                reason: format!(
+                    "minimum {:?} is above maximum {:?}",
+                    config.retry_min, config.retry_max
+                ),
+            });
+        }
+        SpillCache::start(self.factory, config)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Op sequences applied to a cache and to a `HashMap` model side by side.
 //!
 //! The fuzz target `spillcache_ops` and the crate's proptests both call
-//! [`run`]; with the `arbitrary` feature the types derive
-//! `arbitrary::Arbitrary`.
+//! [`run`]. Built with the `fuzzing` feature, which also derives
+//! `arbitrary::Arbitrary` for the types.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,7 +33,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// assert!(format!("{op:?}").starts_with("Add"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Op {
     /// `add` a value of `len` bytes made from `fill` (and a serial number).
     Add {
@@ -95,7 +95,7 @@ pub enum Op {
 /// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct Scenario {
     /// [`Builder::small_hole_threshold`].
     pub small_hole_threshold: u8,

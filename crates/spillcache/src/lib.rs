@@ -76,23 +76,28 @@
 //!
 //! # Features
 //!
-//! - `arbitrary`: derives `arbitrary::Arbitrary` for the [`fuzz`] op types.
+//! - `fuzzing`: the `fuzz` module, the op-sequence drivers the fuzz targets
+//!   and the tests share, with `arbitrary::Arbitrary` for their inputs. It is
+//!   not part of the default API.
 #![forbid(unsafe_code)]
 
 mod builder;
 mod cache;
 mod cipher;
+mod config;
 mod defrag;
 mod entry;
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hole;
 mod state;
 mod stats;
 mod writer;
 
-pub use builder::{AnonymousFiles, Builder, FileFactory};
+pub use builder::Builder;
 pub use cache::SpillCache;
+pub use config::{AnonymousFiles, FileFactory};
 pub use error::{Error, Result};
 pub use hole::HoleIndex;
 pub use stats::Stats;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::builder::{Config, FileFactory};
+use crate::config::{Config, FileFactory};
 use crate::entry::{Entries, Entry, Place};
 use crate::hole::HoleIndex;
 use crate::stats::Stats;
