@@ -114,9 +114,65 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
         self
     }
 
+    /// Bounds the bytes of values waiting to be written (default 256 MiB,
+    /// a fixed figure so the bound does not depend on the machine: about a
+    /// third of a second of encrypting and writing).
+    ///
+    /// When a value would take the waiting bytes past the bound,
+    /// [`add`](crate::SpillCache::add) waits for the writer (like a bounded
+    /// channel's send, with no deadline),
+    /// [`try_add`](crate::SpillCache::try_add) returns [`Error::Full`](crate::Error::Full)
+    /// and [`add_timeout`](crate::SpillCache::add_timeout) waits at most its
+    /// timeout. A value larger than the bound is taken once nothing else
+    /// waits. Overwriting a waiting value replaces its bytes in the count.
+    /// Memory-only values have their own bound,
+    /// [`max_memory_only_bytes`](Self::max_memory_only_bytes).
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = spillcache::Builder::with_file_factory(|| Ok(MemDevice::new()))
+    ///     .max_pending_bytes(1 << 20)
+    ///     .build()?;
+    /// cache.add(b"k", &[1u8; 1000])?;
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn max_pending_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_pending_bytes = bytes;
+        self
+    }
+
+    /// Bounds the bytes of memory-only values (default: no bound). They are
+    /// never written, so waiting cannot make room: past the bound,
+    /// [`add_memory_only`](crate::SpillCache::add_memory_only) returns
+    /// [`Error::MemoryOnlyFull`](crate::Error::MemoryOnlyFull) at once.
+    /// They do not count against
+    /// [`max_pending_bytes`](Self::max_pending_bytes), which bounds only what
+    /// the writer will drain.
+    ///
+    /// ```
+    /// let cache = spillcache::Builder::new(std::env::temp_dir())
+    ///     .max_memory_only_bytes(10)
+    ///     .build()?;
+    /// cache.add_memory_only(b"a", &[0u8; 10])?;
+    /// assert!(matches!(
+    ///     cache.add_memory_only(b"b", b"x"),
+    ///     Err(spillcache::Error::MemoryOnlyFull { would_be: 11, limit: 10 })
+    /// ));
+    /// cache.add_memory_only(b"a", &[0u8; 4])?; // an overwrite replaces its bytes
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn max_memory_only_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_memory_only_bytes = bytes;
+        self
+    }
+
     /// After a failed write (or defragmentation), wait `min` before retrying,
     /// doubling per failure in a row up to `max` (default 10 ms to 1 s).
-    /// `min` must be above zero and not exceed `max`.
+    /// `min` must be above zero and not exceed `max`, and `max` must be at
+    /// most an hour ([`build`](Self::build) says which was wrong). A failed
+    /// write never holds up the values behind it, and freed space makes the
+    /// writer retry at once.
     ///
     /// ```
     /// use std::time::Duration;

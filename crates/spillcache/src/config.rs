@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use blockdev::{ReadAt, WriteAt};
 
+use crate::error::Error;
+
 /// Makes the files a cache writes to: the first one, and a fresh one for
 /// every defragmentation.
 ///
@@ -93,6 +95,17 @@ impl FileFactory for AnonymousFiles {
     }
 }
 
+/// Bytes of values waiting to be written that a cache holds by default
+/// before `add` waits: 256 MiB. A fixed figure rather than a share of RAM,
+/// so the bound does not depend on the machine (or on reading
+/// `/proc/meminfo`); at the ~0.8 GB/s the writer encrypts, it is about a
+/// third of a second of writing, enough to absorb bursts.
+pub(crate) const DEFAULT_MAX_PENDING_BYTES: u64 = 256 << 20;
+
+/// The longest retry backoff accepted: a cache that waits longer than this
+/// before retrying a failed write is not making progress.
+pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(3600);
+
 /// The options a cache runs with, fixed when it is built.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -102,6 +115,8 @@ pub(crate) struct Config {
     pub(crate) ram_budget: u64,
     pub(crate) retry_min: Duration,
     pub(crate) retry_max: Duration,
+    pub(crate) max_pending_bytes: u64,
+    pub(crate) max_memory_only_bytes: u64,
 }
 
 impl Default for Config {
@@ -113,6 +128,46 @@ impl Default for Config {
             ram_budget: 0,
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_secs(1),
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            max_memory_only_bytes: u64::MAX,
         }
+    }
+}
+
+impl Config {
+    /// Checks every option; the first one out of range is the error.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |option: &'static str, reason: String| Err(Error::InvalidOption { option, reason });
+        if !self.defrag_factor.is_finite() || self.defrag_factor < 1.0 {
+            return invalid(
+                "defrag_factor",
+                format!("{} is not a number of at least 1", self.defrag_factor),
+            );
+        }
+        if self.retry_min.is_zero() {
+            // A zero backoff would let a failing defrag retry forever
+            // without the writer ever getting to its writes.
+            return invalid("retry_backoff", "minimum must be above zero".into());
+        }
+        if self.retry_min > self.retry_max {
+            return invalid(
+                "retry_backoff",
+                format!(
+                    "minimum {:?} is above maximum {:?}",
+                    self.retry_min, self.retry_max
+                ),
+            );
+        }
+        if self.retry_max > MAX_RETRY_BACKOFF {
+            return invalid(
+                "retry_backoff",
+                format!(
+                    "maximum {:?} is above {MAX_RETRY_BACKOFF:?}: failed writes would wait too long to be retried",
+                    self.retry_max
+                ),
+            );
+        }
+        Ok(())
     }
 }

@@ -91,6 +91,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hole;
+mod space;
 mod state;
 mod stats;
 mod writer;
