@@ -749,6 +749,23 @@ where
         self.shared.state.lock().holes.holes().collect()
     }
 
+    /// Bytes of values waiting to be written (what
+    /// [`Builder::max_pending_bytes`] bounds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = spillcache::SpillCache::new(std::env::temp_dir())?;
+    /// cache.add(b"k", &[0u8; 10])?;
+    /// assert!(cache.pending_bytes() <= 10);
+    /// assert!(cache.wait_for_write(Duration::from_secs(5))?);
+    /// assert_eq!(cache.pending_bytes(), 0);
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn pending_bytes(&self) -> u64 {
+        self.shared.state.lock().pending_bytes
+    }
+
     /// Counters of writes, errors and defragmentations so far.
     ///
     /// ```

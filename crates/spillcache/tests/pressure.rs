@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{SmallFs, WAIT};
-use spillcache::{Error, SpillCache};
+use spillcache::fuzz::LimitedDisk;
+use spillcache::{Builder, Error, SpillCache};
 
 const BIG: usize = 190_000;
 
@@ -88,4 +89,193 @@ fn a_value_that_does_not_fit_never_blocks_the_ones_behind_it() {
         0,
         "every value read from the file"
     );
+}
+
+/// Without hole punching (a device that is not a file): a value that does
+/// not fit on the disk is set aside while the values behind it are written.
+#[test]
+fn values_behind_one_that_does_not_fit_are_written_first() {
+    let disk = LimitedDisk::new(100_000);
+    let factory_disk = disk.clone();
+    let cache = Builder::with_file_factory(move || Ok(factory_disk.file()))
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        cache.add(&[i], &value(usize::from(i), 20_000)).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache.remove(&[0]);
+    cache.remove(&[2]);
+    cache.add(b"large", &value(9, 50_000)).unwrap(); // fits no hole, nor the disk
+    for i in 0..4 {
+        cache
+            .add(&[b's', i], &value(20 + usize::from(i), 5_000))
+            .unwrap();
+    }
+    let deadline = Instant::now() + WAIT;
+    while cache.stats().writes < 8 && Instant::now() < deadline {
+        let _ = cache.wait_for_write(Duration::from_millis(10));
+    }
+    assert_eq!(cache.stats().writes, 8, "all four small values written");
+    assert_eq!(cache.disk_offset(b"large"), None, "the large one waits");
+    assert!(cache.stats().write_errors > 0);
+
+    disk.set_capacity(1 << 20); // space comes back
+    assert!(common::wait_through_errors(&cache) < 100_000);
+    assert_eq!(cache.get(b"large").unwrap(), Some(value(9, 50_000)));
+    for i in 0..4 {
+        let want = value(20 + usize::from(i), 5_000);
+        assert_eq!(cache.get(&[b's', i]).unwrap(), Some(want));
+    }
+    cache.check_invariants().unwrap();
+}
+
+/// On the 2 MiB tmpfs with the disk full, `try_add` says the cache is full
+/// instead of holding ever more in RAM.
+#[test]
+fn try_add_reports_full_on_a_full_disk() {
+    let Some(fs) = SmallFs::mount("2m") else {
+        return;
+    };
+    let limit = 1 << 20;
+    let cache = SpillCache::builder(fs.path())
+        .max_pending_bytes(limit)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let mut stored = 0u64;
+    let mut full = None;
+    for i in 0..100u32 {
+        match cache.try_add(&i.to_le_bytes(), &value(i as usize, 100_000)) {
+            Ok(()) => stored += 100_000,
+            Err(e @ Error::Full { .. }) => {
+                full = Some(e);
+                break;
+            }
+            Err(e) => panic!("try_add: {e}"),
+        }
+        // Give the writer time to fill the disk.
+        let _ = cache.wait_for_write(Duration::from_millis(20));
+    }
+    let full = full.expect("try_add reported full");
+    eprintln!(
+        "{full}; stored {stored} bytes, {} waiting",
+        cache.pending_bytes()
+    );
+    assert!(cache.pending_bytes() <= limit);
+    assert!(stored < 10_000_000, "stopped long before 100 values");
+    // What was taken is all there.
+    cache.check_invariants().unwrap();
+    let mut buf = Vec::new();
+    for i in 0..(stored / 100_000) as u32 {
+        assert!(cache.get_into(&i.to_le_bytes(), &mut buf).unwrap());
+        assert_eq!(buf, value(i as usize, 100_000));
+    }
+}
+
+#[test]
+fn pressure_scenarios_agree_with_the_model() {
+    use spillcache::fuzz::{PressureOp::*, PressureScenario, run_pressure};
+    let scenarios = [
+        vec![
+            Capacity { kib: 0 },
+            Add {
+                key: 0,
+                len: 3000,
+                fill: 1,
+            },
+            TryAdd {
+                key: 1,
+                len: 3000,
+                fill: 2,
+            },
+            Wait,
+            Capacity { kib: 8 },
+            Add {
+                key: 2,
+                len: 8000,
+                fill: 3,
+            },
+            Remove { key: 0 },
+            Defrag,
+            Capacity { kib: 255 },
+        ],
+        vec![
+            Add {
+                key: 0,
+                len: 8000,
+                fill: 1,
+            },
+            Add {
+                key: 1,
+                len: 8000,
+                fill: 1,
+            },
+            Wait,
+            Capacity { kib: 16 },
+            Remove { key: 0 },
+            Add {
+                key: 2,
+                len: 2000,
+                fill: 2,
+            },
+            Add {
+                key: 3,
+                len: 2000,
+                fill: 2,
+            },
+            Add {
+                key: 4,
+                len: 9000,
+                fill: 2,
+            },
+            Wait,
+            Defrag,
+            Remove { key: 1 },
+            Defrag,
+        ],
+    ];
+    for (i, ops) in scenarios.into_iter().enumerate() {
+        for max_pending in [0, 1, 5000, u16::MAX] {
+            run_pressure(&PressureScenario {
+                max_pending,
+                ops: ops.clone(),
+            })
+            .unwrap_or_else(|e| panic!("scenario {i}, bound {max_pending}: {e}"));
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn random_pressure_scenarios_agree_with_the_model(
+        max_pending in 0u16..20_000,
+        ops in proptest::collection::vec(pressure_op(), 0..40),
+    ) {
+        spillcache::fuzz::run_pressure(&spillcache::fuzz::PressureScenario { max_pending, ops })
+            .map_err(proptest::test_runner::TestCaseError::fail)?;
+    }
+}
+
+fn pressure_op() -> impl proptest::strategy::Strategy<Value = spillcache::fuzz::PressureOp> {
+    use proptest::prelude::*;
+    use spillcache::fuzz::PressureOp;
+    prop_oneof![
+        (0u8..8, 0u16..9000, any::<u8>()).prop_map(|(key, len, fill)| PressureOp::Add {
+            key,
+            len,
+            fill
+        }),
+        (0u8..8, 0u16..9000, any::<u8>()).prop_map(|(key, len, fill)| PressureOp::TryAdd {
+            key,
+            len,
+            fill
+        }),
+        (0u8..8).prop_map(|key| PressureOp::Remove { key }),
+        (0u8..64).prop_map(|kib| PressureOp::Capacity { kib }),
+        Just(PressureOp::Wait),
+        Just(PressureOp::Defrag),
+    ]
 }
