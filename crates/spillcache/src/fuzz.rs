@@ -40,7 +40,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Op {
-    /// `add` a value of `len` bytes made from `fill` (and a serial number).
+    /// `add` a value of `len % 4097` bytes made from `fill` (and a serial number).
     Add {
         /// Key byte (taken modulo [`KEY_SPACE`]).
         key: u8,
@@ -102,17 +102,69 @@ pub enum Op {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct Scenario {
-    /// [`Builder::small_hole_threshold`].
+    /// Picks [`Builder::small_hole_threshold`]: 0 (even) or 64 (odd).
     pub small_hole_threshold: u8,
-    /// [`Builder::defrag_factor`] is `1 + defrag_factor / 16`.
+    /// Picks [`Builder::defrag_factor`] by its value modulo 3: 1, 1.5 or 16.9.
     pub defrag_factor: u8,
-    /// [`Builder::ram_budget`].
+    /// Picks [`Builder::ram_budget`]: 0 (even) or 4096 (odd).
     pub ram_budget: u16,
-    /// With 2 or more, every `write_fault_every`-th device write fails with `EIO`.
+    /// Picks the injected write faults by its value modulo 3: none, or every
+    /// 3rd or 7th device write fails with `EIO`.
     pub write_fault_every: u8,
     /// The ops, in order.
     pub ops: Vec<Op>,
 }
+
+/// A cache over fault-injecting in-memory devices.
+type FuzzCache = Arc<SpillCache<FaultyDevice<MemDevice>>>;
+
+thread_local! {
+    /// One cache per configuration, reused by every run on this thread.
+    static CACHES: std::cell::RefCell<HashMap<ConfigKey, FuzzCache>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// The options a scenario picks, each from a few levels (so that few
+/// caches serve every input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ConfigKey {
+    small_hole_threshold: u64,
+    /// `defrag_factor` is `1 + defrag_sixteenths / 16`.
+    defrag_sixteenths: u8,
+    ram_budget: u64,
+    write_fault_every: u8,
+}
+
+impl ConfigKey {
+    fn of(scenario: &Scenario) -> Self {
+        ConfigKey {
+            small_hole_threshold: [0, 64][usize::from(scenario.small_hole_threshold % 2)],
+            defrag_sixteenths: [0, 8, 255][usize::from(scenario.defrag_factor % 3)],
+            ram_budget: [0, 4096][usize::from(scenario.ram_budget % 2)],
+            write_fault_every: [0, 3, 7][usize::from(scenario.write_fault_every % 3)],
+        }
+    }
+
+    fn build(self) -> Result<SpillCache<FaultyDevice<MemDevice>>, String> {
+        let fault_every = u64::from(self.write_fault_every);
+        Builder::with_file_factory(move || {
+            let device = FaultyDevice::new(MemDevice::new());
+            if fault_every >= 2 {
+                device.fail_writes(Fault::Every(fault_every, Errno::IO));
+            }
+            Ok(device)
+        })
+        .small_hole_threshold(self.small_hole_threshold)
+        .defrag_factor(1.0 + f64::from(self.defrag_sixteenths) / 16.0)
+        .ram_budget(self.ram_budget)
+        .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
+        .build()
+        .map_err(|e| format!("build: {e}"))
+    }
+}
+
+/// Longest value an op adds: keeps every input cheap.
+const MAX_VALUE_LEN: u16 = 4096;
 
 /// What the model knows of one key.
 #[derive(Clone, Debug)]
@@ -135,7 +187,8 @@ fn value(len: u16, fill: u8, serial: u64) -> Vec<u8> {
 }
 
 /// Runs `scenario` against a cache over in-memory devices and a `HashMap`
-/// model, checking after every op that every key reads as the model says and
+/// model (each thread keeps one cache per configuration and reuses it,
+/// cleared, so an input costs no thread or file), checking after every op that every key reads as the model says and
 /// that the cache's internal invariants hold. At the end (without injected
 /// faults), after a wait and a forced defragmentation, the file holds exactly
 /// the spilled values.
@@ -158,21 +211,27 @@ fn value(len: u16, fill: u8, serial: u64) -> Vec<u8> {
 /// # Ok::<(), String>(())
 /// ```
 pub fn run(scenario: &Scenario) -> Result<(), String> {
-    let fault_every = u64::from(scenario.write_fault_every);
-    let cache = Builder::with_file_factory(move || {
-        let device = FaultyDevice::new(MemDevice::new());
-        if fault_every >= 2 {
-            device.fail_writes(Fault::Every(fault_every, Errno::IO));
+    let key = ConfigKey::of(scenario);
+    let cache = CACHES.with(|caches| -> Result<FuzzCache, String> {
+        let mut caches = caches.borrow_mut();
+        if let Some(cache) = caches.get(&key) {
+            return Ok(Arc::clone(cache));
         }
-        Ok(device)
-    })
-    .small_hole_threshold(u64::from(scenario.small_hole_threshold))
-    .defrag_factor(1.0 + f64::from(scenario.defrag_factor) / 16.0)
-    .ram_budget(u64::from(scenario.ram_budget))
-    .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
-    .build()
-    .map_err(|e| format!("build: {e}"))?;
-
+        let cache = Arc::new(key.build()?);
+        caches.insert(key, Arc::clone(&cache));
+        Ok(cache)
+    })?;
+    // A reused cache starts empty, with its fault counting re-armed.
+    cache
+        .clear()
+        .map_err(|e| format!("clear before the run: {e}"))?;
+    let fault_every = u64::from(key.write_fault_every);
+    if fault_every >= 2 {
+        cache
+            .current_file()
+            .fail_writes(Fault::Every(fault_every, Errno::IO));
+    }
+    let cache = &*cache;
     let mut model: HashMap<u8, Expected> = HashMap::new();
     for (serial, op) in scenario.ops.iter().enumerate() {
         apply(&cache, &mut model, op, serial as u64)
@@ -216,7 +275,7 @@ where
     match *op {
         Op::Add { key, len, fill } | Op::AddMemoryOnly { key, len, fill } => {
             let memory_only = matches!(op, Op::AddMemoryOnly { .. });
-            let bytes = value(len, fill, serial);
+            let bytes = value(len % (MAX_VALUE_LEN + 1), fill, serial);
             if memory_only {
                 cache.add_memory_only(&key_bytes(key), &bytes)
             } else {
