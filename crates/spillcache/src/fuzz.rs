@@ -234,12 +234,12 @@ pub fn run(scenario: &Scenario) -> Result<(), String> {
     let cache = &*cache;
     let mut model: HashMap<u8, Expected> = HashMap::new();
     for (serial, op) in scenario.ops.iter().enumerate() {
-        apply(&cache, &mut model, op, serial as u64)
+        apply(cache, &mut model, op, serial as u64)
             .map_err(|e| format!("op {serial} {op:?}: {e}"))?;
-        check(&cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
+        check(cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
     }
 
-    wait_all(&cache)?;
+    wait_all(cache)?;
     // A defrag copies through the faulty device too, so with faults it may
     // keep failing; without them it must leave exactly the spilled bytes.
     if fault_every < 2 {
@@ -260,7 +260,7 @@ pub fn run(scenario: &Scenario) -> Result<(), String> {
             ));
         }
     }
-    check(&cache, &model)
+    check(cache, &model)
 }
 
 fn apply<D>(
