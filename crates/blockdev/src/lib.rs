@@ -120,6 +120,7 @@ mod device;
 mod faulty;
 mod file;
 mod mem;
+mod punch;
 
 pub use anon::anonymous_file;
 #[doc(hidden)]
@@ -130,3 +131,4 @@ pub use copy::{CopyMethod, CopyStats, copy_range_with};
 pub use device::{ReadAt, WriteAt};
 pub use faulty::{Corruption, Errno, Fault, FaultyDevice};
 pub use mem::MemDevice;
+pub use punch::punch_hole;

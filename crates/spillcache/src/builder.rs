@@ -1,125 +1,14 @@
-//! Options of a cache and where its files come from.
+//! The builder: options of a cache, collected before it starts.
 
 use std::fs::File;
-use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use blockdev::{ReadAt, WriteAt};
 
-use crate::cache::SpillCache;
-use crate::error::{Error, Result};
+use crate::config::{AnonymousFiles, Config, FileFactory};
 
-/// Makes the files a cache writes to: the first one, and a fresh one for
-/// every defragmentation.
-///
-/// The default, [`AnonymousFiles`], makes nameless files with
-/// [`blockdev::anonymous_file`]. Any `Fn() -> io::Result<D>` is a factory
-/// too, which lets tests hand in in-memory or fault-injecting devices.
-///
-/// ```
-/// use blockdev::MemDevice;
-/// use spillcache::Builder;
-///
-/// let cache = Builder::with_file_factory(|| Ok(MemDevice::new())).build()?;
-/// cache.add(b"key", b"value")?;
-/// assert!(cache.wait_for_write(std::time::Duration::from_secs(5))?);
-/// # Ok::<(), spillcache::Error>(())
-/// ```
-pub trait FileFactory: Send + Sync + 'static {
-    /// The device type made.
-    type File: ReadAt + WriteAt + Send + Sync + 'static;
-
-    /// Makes a new, empty file.
-    ///
-    /// # Errors
-    /// The I/O error of creating it.
-    fn create(&self) -> io::Result<Self::File>;
-}
-
-impl<F, D> FileFactory for F
-where
-    F: Fn() -> io::Result<D> + Send + Sync + 'static,
-    D: ReadAt + WriteAt + Send + Sync + 'static,
-{
-    type File = D;
-
-    fn create(&self) -> io::Result<D> {
-        self()
-    }
-}
-
-/// The default factory: [`blockdev::anonymous_file`] in a directory (no
-/// name while in use, mode 0600, close-on-exec).
-///
-/// ```
-/// use spillcache::{AnonymousFiles, FileFactory};
-///
-/// let factory = AnonymousFiles::new(std::env::temp_dir());
-/// let file = factory.create()?;
-/// assert_eq!(file.metadata()?.len(), 0);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct AnonymousFiles {
-    dir: PathBuf,
-}
-
-impl AnonymousFiles {
-    /// Files in `dir`.
-    ///
-    /// ```
-    /// let factory = spillcache::AnonymousFiles::new("/tmp");
-    /// assert_eq!(factory.dir(), std::path::Path::new("/tmp"));
-    /// ```
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    /// The directory the files are made in.
-    ///
-    /// ```
-    /// let factory = spillcache::AnonymousFiles::new("/var/tmp");
-    /// assert_eq!(factory.dir().to_str(), Some("/var/tmp"));
-    /// ```
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-}
-
-impl FileFactory for AnonymousFiles {
-    type File = File;
-
-    fn create(&self) -> io::Result<File> {
-        blockdev::anonymous_file(&self.dir)
-    }
-}
-
-/// The options a cache runs with, fixed when it is built.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_key_len: usize,
-    pub(crate) defrag_factor: f64,
-    pub(crate) small_hole_threshold: u64,
-    pub(crate) ram_budget: u64,
-    pub(crate) retry_min: Duration,
-    pub(crate) retry_max: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_key_len: 256,
-            defrag_factor: 2.0,
-            small_hole_threshold: 0,
-            ram_budget: 0,
-            retry_min: Duration::from_millis(10),
-            retry_max: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Options for a [`SpillCache`], then [`Builder::build`].
+/// Options for a [`SpillCache`](crate::SpillCache), then [`Builder::build`].
 ///
 /// ```
 /// use spillcache::Builder;
@@ -134,8 +23,8 @@ impl Default for Config {
 /// # Ok::<(), spillcache::Error>(())
 /// ```
 pub struct Builder<D = File> {
-    factory: Box<dyn FileFactory<File = D>>,
-    config: Config,
+    pub(crate) factory: Box<dyn FileFactory<File = D>>,
+    pub(crate) config: Config,
 }
 
 impl Builder<File> {
@@ -170,7 +59,7 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
     }
 
     /// The longest key accepted, in bytes (default 256). A longer key is
-    /// [`Error::KeyTooLong`].
+    /// [`Error::KeyTooLong`](crate::Error::KeyTooLong).
     ///
     /// ```
     /// let cache = spillcache::Builder::new(std::env::temp_dir()).max_key_len(4).build()?;
@@ -209,7 +98,7 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
 
     /// How many bytes of values may stay in RAM after they were written, so
     /// reads of them skip the file (default 0). Copies asked for with
-    /// [`SpillCache::get_and_store_in_ram`] are kept whatever the budget.
+    /// [`SpillCache::get_and_store_in_ram`](crate::SpillCache::get_and_store_in_ram) are kept whatever the budget.
     ///
     /// ```
     /// use std::time::Duration;
@@ -225,9 +114,65 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
         self
     }
 
+    /// Bounds the bytes of values waiting to be written (default 256 MiB,
+    /// a fixed figure so the bound does not depend on the machine: about a
+    /// third of a second of encrypting and writing).
+    ///
+    /// When a value would take the waiting bytes past the bound,
+    /// [`add`](crate::SpillCache::add) waits for the writer (like a bounded
+    /// channel's send, with no deadline),
+    /// [`try_add`](crate::SpillCache::try_add) returns [`Error::Full`](crate::Error::Full)
+    /// and [`add_timeout`](crate::SpillCache::add_timeout) waits at most its
+    /// timeout. A value larger than the bound is taken once nothing else
+    /// waits. Overwriting a waiting value replaces its bytes in the count.
+    /// Memory-only values have their own bound,
+    /// [`max_memory_only_bytes`](Self::max_memory_only_bytes).
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = spillcache::Builder::with_file_factory(|| Ok(MemDevice::new()))
+    ///     .max_pending_bytes(1 << 20)
+    ///     .build()?;
+    /// cache.add(b"k", &[1u8; 1000])?;
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn max_pending_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_pending_bytes = bytes;
+        self
+    }
+
+    /// Bounds the bytes of memory-only values (default: no bound). They are
+    /// never written, so waiting cannot make room: past the bound,
+    /// [`add_memory_only`](crate::SpillCache::add_memory_only) returns
+    /// [`Error::MemoryOnlyFull`](crate::Error::MemoryOnlyFull) at once.
+    /// They do not count against
+    /// [`max_pending_bytes`](Self::max_pending_bytes), which bounds only what
+    /// the writer will drain.
+    ///
+    /// ```
+    /// let cache = spillcache::Builder::new(std::env::temp_dir())
+    ///     .max_memory_only_bytes(10)
+    ///     .build()?;
+    /// cache.add_memory_only(b"a", &[0u8; 10])?;
+    /// assert!(matches!(
+    ///     cache.add_memory_only(b"b", b"x"),
+    ///     Err(spillcache::Error::MemoryOnlyFull { would_be: 11, limit: 10 })
+    /// ));
+    /// cache.add_memory_only(b"a", &[0u8; 4])?; // an overwrite replaces its bytes
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn max_memory_only_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_memory_only_bytes = bytes;
+        self
+    }
+
     /// After a failed write (or defragmentation), wait `min` before retrying,
     /// doubling per failure in a row up to `max` (default 10 ms to 1 s).
-    /// `min` must be above zero and not exceed `max`.
+    /// `min` must be above zero and not exceed `max`, and `max` must be at
+    /// most an hour ([`build`](Self::build) says which was wrong). A failed
+    /// write never holds up the values behind it, and freed space makes the
+    /// writer retry at once.
     ///
     /// ```
     /// use std::time::Duration;
@@ -242,46 +187,6 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
         self.config.retry_min = min;
         self.config.retry_max = max;
         self
-    }
-
-    /// Creates the first file and starts the writer thread.
-    ///
-    /// # Errors
-    /// [`Error::InvalidOption`] for a defrag factor below 1 (or not finite)
-    /// or a retry minimum of zero or above the maximum; [`Error::Io`] when the file
-    /// cannot be created or the thread cannot start.
-    ///
-    /// ```
-    /// let missing = std::env::temp_dir().join("spillcache-no-such-dir/x/y");
-    /// let result = spillcache::Builder::new(missing).build();
-    /// assert!(matches!(result, Err(spillcache::Error::Io(_))));
-    /// ```
-    pub fn build(self) -> Result<SpillCache<D>> {
-        let config = self.config;
-        if !config.defrag_factor.is_finite() || config.defrag_factor < 1.0 {
-            return Err(Error::InvalidOption {
-                option: "defrag_factor",
-                reason: format!("{} is not a number of at least 1", config.defrag_factor),
-            });
-        }
-        if config.retry_min.is_zero() {
-            // A zero backoff would let a failing defrag retry forever
-            // without the writer ever getting to its writes.
-            return Err(Error::InvalidOption {
-                option: "retry_backoff",
-                reason: "minimum must be above zero".into(),
-            });
-        }
-        if config.retry_min > config.retry_max {
-            return Err(Error::InvalidOption {
-                option: "retry_backoff",
-                reason: format!(
-                    "minimum {:?} is above maximum {:?}",
-                    config.retry_min, config.retry_max
-                ),
-            });
-        }
-        SpillCache::start(self.factory, config)
     }
 }
 

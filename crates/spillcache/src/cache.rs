@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use blockdev::{ReadAt, WriteAt};
 use parking_lot::{Condvar, Mutex};
 
-use crate::builder::{Builder, Config, FileFactory};
+use crate::builder::Builder;
 use crate::cipher::{self, ReadFailure, Seal};
+use crate::config::{Config, FileFactory};
 use crate::entry::Place;
 use crate::error::{Error, Result, copy_io_error};
 use crate::state::{Keep, Shared, State};
@@ -43,6 +44,14 @@ where
 {
     shared: Arc<Shared<D>>,
     writer: Option<JoinHandle<()>>,
+}
+
+/// How long an `add` may wait for room.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    No,
+    Until(Instant),
+    Forever,
 }
 
 /// What a lookup found, copied out from under the lock.
@@ -94,16 +103,44 @@ impl SpillCache<File> {
     }
 }
 
+impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
+    /// Creates the first file and starts the writer thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a defrag factor below 1 (or not finite),
+    /// a retry minimum of zero or above the maximum, or a retry maximum above
+    /// an hour; [`Error::Io`] when the file
+    /// cannot be created or the thread cannot start.
+    ///
+    /// ```
+    /// let missing = std::env::temp_dir().join("spillcache-no-such-dir/x/y");
+    /// let result = spillcache::Builder::new(missing).build();
+    /// assert!(matches!(result, Err(spillcache::Error::Io(_))));
+    /// ```
+    pub fn build(self) -> Result<SpillCache<D>> {
+        self.config.validate()?;
+        SpillCache::start(self.factory, self.config)
+    }
+}
+
 impl<D> SpillCache<D>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
     pub(crate) fn start(factory: Box<dyn FileFactory<File = D>>, config: Config) -> Result<Self> {
         let file = factory.create()?;
+        // Only plain files can give space back; a region smaller than a
+        // typical block never frees one.
+        let punch_min = if WriteAt::as_file(&file).is_some() {
+            4096
+        } else {
+            u64::MAX
+        };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(file, &config)),
+            state: Mutex::new(State::new(file, &config, punch_min)),
             work: Condvar::new(),
             progress: Condvar::new(),
+            room: Condvar::new(),
             factory,
             config,
         });
@@ -129,8 +166,14 @@ where
     /// writer thread spills it to the file soon after. Until then (and if
     /// writing fails) it is served from RAM.
     ///
+    /// When the bytes waiting to be written would pass
+    /// [`Builder::max_pending_bytes`], it first waits (with no deadline) for
+    /// the writer to make room; see [`try_add`](Self::try_add) and
+    /// [`add_timeout`](Self::add_timeout) for calls that do not wait long.
+    ///
     /// # Errors
-    /// [`Error::KeyTooLong`] when `key` is longer than the maximum.
+    /// [`Error::KeyTooLong`] when `key` is longer than the maximum;
+    /// [`Error::WriterStopped`] when it would wait but the writer is gone.
     ///
     /// ```
     /// let cache = spillcache::SpillCache::new(std::env::temp_dir())?;
@@ -141,14 +184,69 @@ where
     /// # Ok::<(), spillcache::Error>(())
     /// ```
     pub fn add(&self, key: &[u8], data: &[u8]) -> Result<()> {
-        self.insert(key, data, Keep::Spill)
+        self.insert(key, data, Keep::Spill, Wait::Forever)
+    }
+
+    /// Like [`add`](Self::add), but when the cache is full (the value would
+    /// take the bytes waiting to be written past
+    /// [`Builder::max_pending_bytes`]) it returns at once instead of waiting.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when the cache is full (nothing is stored), else as
+    /// [`add`](Self::add).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use blockdev::{Errno, Fault, FaultyDevice, MemDevice};
+    ///
+    /// // A disk that is full: nothing written ever leaves RAM.
+    /// let cache = spillcache::Builder::with_file_factory(|| {
+    ///     let disk = FaultyDevice::new(MemDevice::new());
+    ///     disk.fail_writes(Fault::Always(Errno::NOSPC));
+    ///     Ok(disk)
+    /// })
+    /// .max_pending_bytes(100)
+    /// .build()?;
+    /// cache.try_add(b"a", &[0u8; 60])?;
+    /// let full = cache.try_add(b"b", &[0u8; 60]).unwrap_err();
+    /// assert!(matches!(full, spillcache::Error::Full { waiting: 60, len: 60, limit: 100 }));
+    /// cache.try_add(b"a", &[0u8; 90])?; // an overwrite replaces the waiting bytes
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn try_add(&self, key: &[u8], data: &[u8]) -> Result<()> {
+        self.insert(key, data, Keep::Spill, Wait::No)
+    }
+
+    /// Like [`add`](Self::add), but waits at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when there was no room by the timeout (nothing is
+    /// stored), else as [`add`](Self::add).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = spillcache::SpillCache::builder(std::env::temp_dir())
+    ///     .max_pending_bytes(1 << 20)
+    ///     .build()?;
+    /// cache.add_timeout(b"k", &[3u8; 1000], Duration::from_secs(5))?;
+    /// assert!(cache.wait_for_write(Duration::from_secs(5))?);
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn add_timeout(&self, key: &[u8], data: &[u8], timeout: Duration) -> Result<()> {
+        let wait = match Instant::now().checked_add(timeout) {
+            Some(deadline) => Wait::Until(deadline),
+            None => Wait::Forever,
+        };
+        self.insert(key, data, Keep::Spill, wait)
     }
 
     /// Stores a copy of `data` under `key` in RAM only: it is never written
     /// to the file.
     ///
     /// # Errors
-    /// [`Error::KeyTooLong`] when `key` is longer than the maximum.
+    /// [`Error::KeyTooLong`] when `key` is longer than the maximum;
+    /// [`Error::MemoryOnlyFull`] past [`Builder::max_memory_only_bytes`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -161,17 +259,36 @@ where
     /// # Ok::<(), spillcache::Error>(())
     /// ```
     pub fn add_memory_only(&self, key: &[u8], data: &[u8]) -> Result<()> {
-        self.insert(key, data, Keep::MemoryOnly)
+        self.insert(key, data, Keep::MemoryOnly, Wait::No)
     }
 
-    fn insert(&self, key: &[u8], data: &[u8], keep: Keep) -> Result<()> {
+    fn insert(&self, key: &[u8], data: &[u8], keep: Keep, wait: Wait) -> Result<()> {
         self.check_key(key)?;
         // Copy before taking the lock: large values must not stall others.
         let data: Arc<[u8]> = Arc::from(data);
+        let len = data.len() as u64;
+        let config = &self.shared.config;
         let (wake_writer, wake_waiters) = {
             let mut state = self.shared.state.lock();
+            if keep == Keep::MemoryOnly || len == 0 {
+                // Empty values are kept in RAM whatever `keep` says.
+                let would_be = state.memory_only_with(key, len);
+                if would_be > config.max_memory_only_bytes {
+                    return Err(Error::MemoryOnlyFull {
+                        would_be,
+                        limit: config.max_memory_only_bytes,
+                    });
+                }
+            } else {
+                self.wait_for_room(&mut state, key, len, wait)?;
+            }
             let dirty_before = state.dirty;
+            let pending_before = state.pending_bytes;
             let wake_writer = state.insert(key, data, keep);
+            if state.pending_bytes < pending_before {
+                // A waiting value was replaced by a smaller or unwritten one.
+                self.shared.room.notify_all();
+            }
             (wake_writer, dirty_before > 0 && state.dirty == 0)
         };
         if wake_writer {
@@ -181,6 +298,49 @@ where
             self.shared.progress.notify_all();
         }
         Ok(())
+    }
+
+    /// Waits until a dirty value of `len` bytes for `key` fits under the
+    /// bound (or nothing else waits), as `wait` allows.
+    fn wait_for_room(
+        &self,
+        state: &mut parking_lot::MutexGuard<'_, State<D>>,
+        key: &[u8],
+        len: u64,
+        wait: Wait,
+    ) -> Result<()> {
+        let limit = self.shared.config.max_pending_bytes;
+        loop {
+            let (would_be, others) = state.pending_with(key, len);
+            if would_be <= limit || others == 0 {
+                return Ok(());
+            }
+            if !state.writer_alive {
+                return Err(Error::WriterStopped);
+            }
+            let full = Error::Full {
+                waiting: others,
+                len,
+                limit,
+            };
+            match wait {
+                Wait::No => return Err(full),
+                Wait::Until(deadline) => {
+                    if self.shared.room.wait_until(state, deadline).timed_out() {
+                        let (would_be, others) = state.pending_with(key, len);
+                        if would_be <= limit || others == 0 {
+                            return Ok(());
+                        }
+                        return Err(Error::Full {
+                            waiting: others,
+                            len,
+                            limit,
+                        });
+                    }
+                }
+                Wait::Forever => self.shared.room.wait(state),
+            }
+        }
     }
 
     fn lookup(&self, key: &[u8]) -> Lookup<D> {
@@ -432,6 +592,9 @@ where
             let mut state = self.shared.state.lock();
             let dirty_before = state.dirty;
             let removed = state.remove(key);
+            if state.dirty < dirty_before {
+                self.shared.room.notify_all();
+            }
             (removed, dirty_before > 0 && state.dirty == 0)
         };
         if removed {
@@ -509,6 +672,7 @@ where
         };
         self.shared.work.notify_one();
         self.shared.progress.notify_all();
+        self.shared.room.notify_all();
         result.map_err(Error::Io)
     }
 
@@ -583,6 +747,23 @@ where
     /// ```
     pub fn holes(&self) -> Vec<(u64, u64)> {
         self.shared.state.lock().holes.holes().collect()
+    }
+
+    /// Bytes of values waiting to be written (what
+    /// [`Builder::max_pending_bytes`] bounds).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = spillcache::SpillCache::new(std::env::temp_dir())?;
+    /// cache.add(b"k", &[0u8; 10])?;
+    /// assert!(cache.pending_bytes() <= 10);
+    /// assert!(cache.wait_for_write(Duration::from_secs(5))?);
+    /// assert_eq!(cache.pending_bytes(), 0);
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn pending_bytes(&self) -> u64 {
+        self.shared.state.lock().pending_bytes
     }
 
     /// Counters of writes, errors and defragmentations so far.

@@ -1,9 +1,21 @@
 //! Defragmentation: copy the written entries, packed, into a fresh file
-//! with `blockdev::copy_range`, then swap files.
+//! with `blockdev::copy_range`, then swap files; when the file system has no
+//! room for that second copy, compact in place instead: move values down
+//! into holes of the same file, one at a time.
 //!
-//! Runs on the writer thread, so nothing writes to the old file meanwhile;
-//! the copy runs outside the lock. Entries removed or overwritten during the
-//! copy leave holes in the new file; a `clear` during the copy voids it.
+//! Runs on the writer thread, so nothing writes to the file meanwhile; the
+//! copies run outside the lock. Entries removed or overwritten during a copy
+//! leave holes; a `clear` during a copy voids it.
+//!
+//! An in-place move never makes a value unreadable or readable as wrong
+//! bytes: it copies the ciphertext (which does not depend on its offset)
+//! into a reserved hole while the entry still points at the old place, then,
+//! under the lock and only if the entry still holds the same generation at
+//! the same offset, points it at the new place and frees the old one. A read
+//! that started before the switch reads the old place; if that place was
+//! reused meanwhile the integrity check fails, the reader sees the entry
+//! moved, and looks again. The file has no name and the state lives in RAM,
+//! so there is no crash state to keep consistent.
 
 use std::io;
 use std::sync::Arc;
@@ -14,6 +26,7 @@ use parking_lot::MutexGuard;
 
 use crate::entry::Place;
 use crate::hole::HoleIndex;
+use crate::space;
 use crate::state::{Shared, State};
 
 /// One written entry's move from the old file to the new.
@@ -29,6 +42,8 @@ struct Move {
 enum Outcome {
     /// The new file is in use; `copied` bytes were moved.
     Done { copied: u64 },
+    /// There was no room for a new file; values were moved in place.
+    Compacted { moved: u64 },
     /// Nothing was in the file, or the cache was cleared or began shutting
     /// down during the copy (which was then dropped).
     Skipped,
@@ -43,7 +58,17 @@ where
     // Requests made from here on need a later run: this one may have taken
     // its snapshot before them.
     let serving = guard.defrag_tickets;
-    let outcome = compact(shared, guard);
+    let outcome = match copy_to_new_file(shared, guard) {
+        Err(e) if is_out_of_space(&e) => compact_in_place(guard).map_err(|in_place| {
+            io::Error::new(
+                in_place.kind(),
+                format!(
+                    "no room for a second copy ({e}), and compacting in place failed: {in_place}"
+                ),
+            )
+        }),
+        other => other,
+    };
     let state = &mut **guard;
     state.defrag_last_failed = outcome.is_err();
     match outcome {
@@ -54,14 +79,34 @@ where
             state.defrag_failures_in_a_row = 0;
             state.defrag_not_before = None;
         }
+        Ok(Outcome::Compacted { moved }) => {
+            state.stats.defrags += 1;
+            state.stats.compactions += 1;
+            state.stats.bytes_compacted += moved;
+            state.defrag_error = None;
+            state.defrag_failures_in_a_row = 0;
+            // Values that fit no hole below them stay where they are, so the
+            // file may still be over the factor: then wait the longest
+            // backoff before trying again.
+            let still_over =
+                state.holes.end() as f64 > shared.config.defrag_factor * state.disk_bytes as f64;
+            state.defrag_not_before = still_over.then(|| {
+                State::<D>::retry_deadline(&shared.config, u32::MAX, Instant::now())
+                    .unwrap_or_else(far_future)
+            });
+        }
         Ok(Outcome::Skipped) => {}
         Err(e) => {
             state.stats.defrag_failures += 1;
             state.defrag_failures_in_a_row = state.defrag_failures_in_a_row.saturating_add(1);
-            state.defrag_not_before = Some(
-                Instant::now()
-                    + State::<D>::backoff(&shared.config, state.defrag_failures_in_a_row),
-            );
+            // Checked: past what an Instant holds, the earliest the clock
+            // can say is as good as never.
+            state.defrag_not_before = State::<D>::retry_deadline(
+                &shared.config,
+                state.defrag_failures_in_a_row,
+                Instant::now(),
+            )
+            .or(Some(far_future()));
             state.defrag_error = Some(e);
         }
     }
@@ -69,7 +114,28 @@ where
     shared.progress.notify_all();
 }
 
-fn compact<D>(shared: &Shared<D>, guard: &mut MutexGuard<'_, State<D>>) -> io::Result<Outcome>
+/// A deadline no backoff reaches (validated backoffs are at most an hour).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(std::time::Duration::from_secs(86_400 * 365))
+        .unwrap_or(now)
+}
+
+/// Whether `e` says the file system (or device) has no room.
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::FileTooLarge
+            | io::ErrorKind::WriteZero
+    )
+}
+
+fn copy_to_new_file<D>(
+    shared: &Shared<D>,
+    guard: &mut MutexGuard<'_, State<D>>,
+) -> io::Result<Outcome>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
@@ -114,6 +180,8 @@ where
     }
     copied?;
     let mut holes = HoleIndex::packed(end, shared.config.small_hole_threshold);
+    // Frees in the new file are not punched: it is packed but for values
+    // changed during the copy, and those regions are reused first.
     let mut disk_bytes = 0;
     for m in &moves {
         match state.entries.current_mut(m.slot, m.generation) {
@@ -130,12 +198,157 @@ where
     if disk_bytes == 0 {
         holes.reset();
     }
-    state.holes = holes;
-    state.disk_bytes = disk_bytes;
-    state.file = Arc::new(new_file);
-    state.file_epoch += 1;
-    state.file_len = end;
+    state.swap_file(new_file, holes, disk_bytes, end);
     Ok(Outcome::Done { copied: end })
+}
+
+/// One written entry that may move down.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    slot: usize,
+    generation: u64,
+    offset: u64,
+    len: u64,
+}
+
+/// Moves written values down into holes of the same file, the values at the
+/// highest offsets first (they hold the end of data up), each to the lowest
+/// hole that takes it. Needs room for one value at a time, not a second
+/// file. Freed space is punched and the tail cut after every move.
+fn compact_in_place<D>(guard: &mut MutexGuard<'_, State<D>>) -> io::Result<Outcome>
+where
+    D: ReadAt + WriteAt + Send + Sync + 'static,
+{
+    let epoch = guard.file_epoch;
+    let file = Arc::clone(&guard.file);
+    let mut candidates: Vec<Candidate> = guard
+        .entries
+        .iter()
+        .filter_map(|(slot, entry)| match entry.place {
+            Place::OnDisk { offset, .. } => Some(Candidate {
+                slot,
+                generation: entry.generation,
+                offset,
+                len: entry.len,
+            }),
+            _ => None,
+        })
+        .collect();
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.offset));
+    let mut moved = 0;
+    // A value that fit nowhere may fit into the holes the moves after it
+    // left: go over them again while that helps. Every move is to a lower
+    // offset, so this ends; the cap bounds the time spent.
+    for _pass in 0..IN_PLACE_PASSES {
+        let moved_before = moved;
+        let mut stayed = Vec::new();
+        for c in candidates {
+            match move_down(guard, &file, epoch, c)? {
+                Step::Moved(to) => {
+                    moved += c.len;
+                    stayed.push(Candidate { offset: to, ..c });
+                }
+                Step::Stayed => stayed.push(c),
+                Step::Gone => {}
+                Step::Stop => return finish(guard, epoch, moved),
+            }
+        }
+        if moved == moved_before {
+            break;
+        }
+        stayed.sort_unstable_by_key(|c| std::cmp::Reverse(c.offset));
+        candidates = stayed;
+    }
+    finish(guard, epoch, moved)
+}
+
+/// Passes over the written values an in-place compaction makes at most.
+const IN_PLACE_PASSES: usize = 4;
+
+/// What became of one candidate.
+enum Step {
+    Moved(u64),
+    Stayed,
+    Gone,
+    Stop,
+}
+
+fn finish<D: WriteAt>(
+    guard: &mut MutexGuard<'_, State<D>>,
+    epoch: u64,
+    moved: u64,
+) -> io::Result<Outcome> {
+    space::give_back(guard);
+    if guard.file_epoch != epoch || guard.shutting_down {
+        return Ok(Outcome::Skipped);
+    }
+    Ok(Outcome::Compacted { moved })
+}
+
+/// Moves one value down to the lowest hole that takes it, if any.
+fn move_down<D>(
+    guard: &mut MutexGuard<'_, State<D>>,
+    file: &Arc<D>,
+    epoch: u64,
+    c: Candidate,
+) -> io::Result<Step>
+where
+    D: ReadAt + WriteAt,
+{
+    {
+        // Room first: what was freed by the last move (or by removals).
+        space::give_back(guard);
+        if guard.shutting_down || guard.file_epoch != epoch {
+            return Ok(Step::Stop);
+        }
+        let still_there = guard.entries.get(c.slot).is_some_and(|e| {
+            e.generation == c.generation
+                && matches!(e.place, Place::OnDisk { offset, .. } if offset == c.offset)
+        });
+        if !still_there {
+            return Ok(Step::Gone);
+        }
+        let Some(to) = guard.holes.lowest_fit_below(c.len, c.offset) else {
+            return Ok(Step::Stayed);
+        };
+        if !guard.reserve_in_hole(to, c.len) {
+            return Ok(Step::Stayed);
+        }
+        guard.in_flight = c.len;
+        let copied = MutexGuard::unlocked(guard, || {
+            blockdev::copy_range(&**file, c.offset, &**file, to, c.len)
+        });
+        if guard.file_epoch != epoch {
+            // `clear` forgot the reservation and the entry.
+            return Ok(Step::Stop);
+        }
+        guard.in_flight = 0;
+        let copied = match copied {
+            Ok(n) if n == c.len => Ok(()),
+            Ok(n) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("moved {n} of {} bytes from offset {}", c.len, c.offset),
+            )),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = copied {
+            guard.free_region(to, c.len);
+            space::give_back(guard);
+            return Err(e);
+        }
+        let state = &mut **guard;
+        if let Some(entry) = state.entries.current_mut(c.slot, c.generation)
+            && let Place::OnDisk { offset, .. } = &mut entry.place
+            && *offset == c.offset
+        {
+            *offset = to;
+            state.free_region(c.offset, c.len);
+            return Ok(Step::Moved(to));
+        }
+        // Overwritten or removed during the copy: the copy is nobody's.
+        state.free_region(to, c.len);
+        Ok(Step::Gone)
+    }
 }
 
 /// Copies every move, one `copy_range` call per run of neighbouring entries.

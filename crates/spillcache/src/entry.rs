@@ -52,11 +52,20 @@ impl Entry {
     }
 }
 
-/// Entries in slots (so the writer's queue can name one with two integers)
+/// One place in the table: an entry (or none) and whether the slot is in
+/// the writer's queue. The flag belongs to the slot, not the entry, so a
+/// key overwritten or removed and reused while queued is queued once.
+#[derive(Debug, Default)]
+struct Slot {
+    entry: Option<Entry>,
+    queued: bool,
+}
+
+/// Entries in slots (so the writer's queue can name one with an integer)
 /// and a map from key to slot.
 #[derive(Debug, Default)]
 pub(crate) struct Entries {
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Slot>,
     free_slots: Vec<usize>,
     by_key: HashMap<Box<[u8]>, usize>,
 }
@@ -71,11 +80,23 @@ impl Entries {
     }
 
     pub(crate) fn get(&self, slot: usize) -> Option<&Entry> {
-        self.slots.get(slot)?.as_ref()
+        self.slots.get(slot)?.entry.as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, slot: usize) -> Option<&mut Entry> {
-        self.slots.get_mut(slot)?.as_mut()
+        self.slots.get_mut(slot)?.entry.as_mut()
+    }
+
+    /// Whether `slot` is in the writer's queue (or its retry list).
+    pub(crate) fn is_queued(&self, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|s| s.queued)
+    }
+
+    /// Marks `slot` as in the writer's queue or out of it.
+    pub(crate) fn set_queued(&mut self, slot: usize, queued: bool) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.queued = queued;
+        }
     }
 
     /// The entry in `slot` if it still holds value `generation`.
@@ -86,16 +107,19 @@ impl Entries {
     /// Puts `entry` under `key` and returns its slot and the entry it replaced.
     pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) -> (usize, Option<Entry>) {
         if let Some(&slot) = self.by_key.get(key) {
-            let old = self.slots[slot].replace(entry);
+            let old = self.slots[slot].entry.replace(entry);
             return (slot, old);
         }
         let slot = match self.free_slots.pop() {
             Some(slot) => {
-                self.slots[slot] = Some(entry);
+                self.slots[slot].entry = Some(entry);
                 slot
             }
             None => {
-                self.slots.push(Some(entry));
+                self.slots.push(Slot {
+                    entry: Some(entry),
+                    queued: false,
+                });
                 self.slots.len() - 1
             }
         };
@@ -106,14 +130,19 @@ impl Entries {
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let slot = self.by_key.remove(key)?;
         self.free_slots.push(slot);
-        self.slots[slot].take()
+        self.slots[slot].entry.take()
     }
 
     /// Takes every entry out, leaving the table empty.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
         self.by_key.clear();
         self.free_slots.clear();
-        self.slots.drain(..).flatten()
+        self.slots.drain(..).filter_map(|s| s.entry)
+    }
+
+    /// How many slots there are (occupied or free).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Every `(key, slot)`, in no particular order.
@@ -126,12 +155,12 @@ impl Entries {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(slot, e)| Some((slot, e.as_ref()?)))
+            .filter_map(|(slot, s)| Some((slot, s.entry.as_ref()?)))
     }
 
     /// Checks that the key map and the slots agree.
     pub(crate) fn check(&self) -> Result<(), String> {
-        let occupied = self.slots.iter().filter(|s| s.is_some()).count();
+        let occupied = self.slots.iter().filter(|s| s.entry.is_some()).count();
         if occupied != self.by_key.len() {
             return Err(format!(
                 "{occupied} occupied slots, {} keys",

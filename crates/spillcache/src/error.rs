@@ -54,6 +54,27 @@ pub enum Error {
     /// The background writer thread is gone (it panicked), so nothing more
     /// will be written.
     WriterStopped,
+    /// The cache is full: the value would take the bytes waiting to be
+    /// written past the bound ([`Builder::max_pending_bytes`](crate::Builder::max_pending_bytes)).
+    /// Returned by `try_add` at once and by `add_timeout` at its timeout;
+    /// `add` waits instead.
+    Full {
+        /// Bytes of other values waiting to be written.
+        waiting: u64,
+        /// Bytes of the value refused.
+        len: u64,
+        /// The bound.
+        limit: u64,
+    },
+    /// Memory-only values would exceed their bound
+    /// ([`Builder::max_memory_only_bytes`](crate::Builder::max_memory_only_bytes)).
+    /// Nothing but the caller frees them, so this never waits.
+    MemoryOnlyFull {
+        /// Bytes of memory-only values there would be.
+        would_be: u64,
+        /// The bound.
+        limit: u64,
+    },
 }
 
 /// `Result` with [`Error`] as the default error.
@@ -98,6 +119,18 @@ impl fmt::Display for Error {
                 EscapedKey(key)
             ),
             Error::WriterStopped => write!(f, "the cache's writer thread has stopped"),
+            Error::Full {
+                waiting,
+                len,
+                limit,
+            } => write!(
+                f,
+                "the cache is full: {waiting} bytes wait to be written and {len} more would pass the limit of {limit}; try again later, or use add, which waits"
+            ),
+            Error::MemoryOnlyFull { would_be, limit } => write!(
+                f,
+                "memory-only values would take {would_be} bytes, above their limit of {limit}; remove some first"
+            ),
         }
     }
 }

@@ -1,11 +1,16 @@
 //! Op sequences applied to a cache and to a `HashMap` model side by side.
 //!
 //! The fuzz target `spillcache_ops` and the crate's proptests both call
-//! [`run`]; with the `arbitrary` feature the types derive
-//! `arbitrary::Arbitrary`.
+//! [`run`]; `spillcache_pressure` and the pressure tests call
+//! [`run_pressure`] (backpressure and a disk that fills up and gets space
+//! back, [`LimitedDisk`]). Built with the `fuzzing` feature, which also derives
+//! `arbitrary::Arbitrary` for the types.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use blockdev::{Errno, Fault, FaultyDevice, MemDevice};
 
@@ -33,9 +38,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// assert!(format!("{op:?}").starts_with("Add"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Op {
-    /// `add` a value of `len` bytes made from `fill` (and a serial number).
+    /// `add` a value of `len % 4097` bytes made from `fill` (and a serial number).
     Add {
         /// Key byte (taken modulo [`KEY_SPACE`]).
         key: u8,
@@ -95,19 +100,71 @@ pub enum Op {
 /// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct Scenario {
-    /// [`Builder::small_hole_threshold`].
+    /// Picks [`Builder::small_hole_threshold`]: 0 (even) or 64 (odd).
     pub small_hole_threshold: u8,
-    /// [`Builder::defrag_factor`] is `1 + defrag_factor / 16`.
+    /// Picks [`Builder::defrag_factor`] by its value modulo 3: 1, 1.5 or 16.9.
     pub defrag_factor: u8,
-    /// [`Builder::ram_budget`].
+    /// Picks [`Builder::ram_budget`]: 0 (even) or 4096 (odd).
     pub ram_budget: u16,
-    /// With 2 or more, every `write_fault_every`-th device write fails with `EIO`.
+    /// Picks the injected write faults by its value modulo 3: none, or every
+    /// 3rd or 7th device write fails with `EIO`.
     pub write_fault_every: u8,
     /// The ops, in order.
     pub ops: Vec<Op>,
 }
+
+/// A cache over fault-injecting in-memory devices.
+type FuzzCache = Arc<SpillCache<FaultyDevice<MemDevice>>>;
+
+thread_local! {
+    /// One cache per configuration, reused by every run on this thread.
+    static CACHES: std::cell::RefCell<HashMap<ConfigKey, FuzzCache>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// The options a scenario picks, each from a few levels (so that few
+/// caches serve every input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ConfigKey {
+    small_hole_threshold: u64,
+    /// `defrag_factor` is `1 + defrag_sixteenths / 16`.
+    defrag_sixteenths: u8,
+    ram_budget: u64,
+    write_fault_every: u8,
+}
+
+impl ConfigKey {
+    fn of(scenario: &Scenario) -> Self {
+        ConfigKey {
+            small_hole_threshold: [0, 64][usize::from(scenario.small_hole_threshold % 2)],
+            defrag_sixteenths: [0, 8, 255][usize::from(scenario.defrag_factor % 3)],
+            ram_budget: [0, 4096][usize::from(scenario.ram_budget % 2)],
+            write_fault_every: [0, 3, 7][usize::from(scenario.write_fault_every % 3)],
+        }
+    }
+
+    fn build(self) -> Result<SpillCache<FaultyDevice<MemDevice>>, String> {
+        let fault_every = u64::from(self.write_fault_every);
+        Builder::with_file_factory(move || {
+            let device = FaultyDevice::new(MemDevice::new());
+            if fault_every >= 2 {
+                device.fail_writes(Fault::Every(fault_every, Errno::IO));
+            }
+            Ok(device)
+        })
+        .small_hole_threshold(self.small_hole_threshold)
+        .defrag_factor(1.0 + f64::from(self.defrag_sixteenths) / 16.0)
+        .ram_budget(self.ram_budget)
+        .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
+        .build()
+        .map_err(|e| format!("build: {e}"))
+    }
+}
+
+/// Longest value an op adds: keeps every input cheap.
+const MAX_VALUE_LEN: u16 = 4096;
 
 /// What the model knows of one key.
 #[derive(Clone, Debug)]
@@ -130,7 +187,8 @@ fn value(len: u16, fill: u8, serial: u64) -> Vec<u8> {
 }
 
 /// Runs `scenario` against a cache over in-memory devices and a `HashMap`
-/// model, checking after every op that every key reads as the model says and
+/// model (each thread keeps one cache per configuration and reuses it,
+/// cleared, so an input costs no thread or file), checking after every op that every key reads as the model says and
 /// that the cache's internal invariants hold. At the end (without injected
 /// faults), after a wait and a forced defragmentation, the file holds exactly
 /// the spilled values.
@@ -153,29 +211,35 @@ fn value(len: u16, fill: u8, serial: u64) -> Vec<u8> {
 /// # Ok::<(), String>(())
 /// ```
 pub fn run(scenario: &Scenario) -> Result<(), String> {
-    let fault_every = u64::from(scenario.write_fault_every);
-    let cache = Builder::with_file_factory(move || {
-        let device = FaultyDevice::new(MemDevice::new());
-        if fault_every >= 2 {
-            device.fail_writes(Fault::Every(fault_every, Errno::IO));
+    let key = ConfigKey::of(scenario);
+    let cache = CACHES.with(|caches| -> Result<FuzzCache, String> {
+        let mut caches = caches.borrow_mut();
+        if let Some(cache) = caches.get(&key) {
+            return Ok(Arc::clone(cache));
         }
-        Ok(device)
-    })
-    .small_hole_threshold(u64::from(scenario.small_hole_threshold))
-    .defrag_factor(1.0 + f64::from(scenario.defrag_factor) / 16.0)
-    .ram_budget(u64::from(scenario.ram_budget))
-    .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
-    .build()
-    .map_err(|e| format!("build: {e}"))?;
-
+        let cache = Arc::new(key.build()?);
+        caches.insert(key, Arc::clone(&cache));
+        Ok(cache)
+    })?;
+    // A reused cache starts empty, with its fault counting re-armed.
+    cache
+        .clear()
+        .map_err(|e| format!("clear before the run: {e}"))?;
+    let fault_every = u64::from(key.write_fault_every);
+    if fault_every >= 2 {
+        cache
+            .current_file()
+            .fail_writes(Fault::Every(fault_every, Errno::IO));
+    }
+    let cache = &*cache;
     let mut model: HashMap<u8, Expected> = HashMap::new();
     for (serial, op) in scenario.ops.iter().enumerate() {
-        apply(&cache, &mut model, op, serial as u64)
+        apply(cache, &mut model, op, serial as u64)
             .map_err(|e| format!("op {serial} {op:?}: {e}"))?;
-        check(&cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
+        check(cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
     }
 
-    wait_all(&cache)?;
+    wait_all(cache)?;
     // A defrag copies through the faulty device too, so with faults it may
     // keep failing; without them it must leave exactly the spilled bytes.
     if fault_every < 2 {
@@ -196,7 +260,7 @@ pub fn run(scenario: &Scenario) -> Result<(), String> {
             ));
         }
     }
-    check(&cache, &model)
+    check(cache, &model)
 }
 
 fn apply<D>(
@@ -211,7 +275,7 @@ where
     match *op {
         Op::Add { key, len, fill } | Op::AddMemoryOnly { key, len, fill } => {
             let memory_only = matches!(op, Op::AddMemoryOnly { .. });
-            let bytes = value(len, fill, serial);
+            let bytes = value(len % (MAX_VALUE_LEN + 1), fill, serial);
             if memory_only {
                 cache.add_memory_only(&key_bytes(key), &bytes)
             } else {
@@ -315,4 +379,352 @@ where
         ));
     }
     cache.check_invariants()
+}
+
+/// Bytes a [`LimitedDisk`] holds at most, shared by every file made on it.
+///
+/// ```
+/// use blockdev::WriteAt;
+/// use spillcache::fuzz::LimitedDisk;
+///
+/// let disk = LimitedDisk::new(10);
+/// let file = disk.file();
+/// assert!(file.write_all_at(0, &[1u8; 11]).is_err()); // out of space
+/// disk.set_capacity(20); // space comes back
+/// file.write_all_at(0, &[1u8; 11])?;
+/// assert_eq!(disk.used(), 11);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct LimitedDisk {
+    space: Arc<Mutex<DiskSpace>>,
+}
+
+#[derive(Debug, Default)]
+struct DiskSpace {
+    capacity: u64,
+    used: u64,
+}
+
+impl LimitedDisk {
+    /// A disk of `capacity` bytes.
+    ///
+    /// ```
+    /// assert_eq!(spillcache::fuzz::LimitedDisk::new(5).capacity(), 5);
+    /// ```
+    pub fn new(capacity: u64) -> Self {
+        let disk = Self::default();
+        disk.set_capacity(capacity);
+        disk
+    }
+
+    /// Changes the capacity (files already bigger keep their bytes, but
+    /// cannot grow).
+    ///
+    /// ```
+    /// let disk = spillcache::fuzz::LimitedDisk::new(5);
+    /// disk.set_capacity(50);
+    /// assert_eq!(disk.capacity(), 50);
+    /// ```
+    pub fn set_capacity(&self, capacity: u64) {
+        self.space.lock().capacity = capacity;
+    }
+
+    /// The capacity.
+    ///
+    /// ```
+    /// assert_eq!(spillcache::fuzz::LimitedDisk::new(7).capacity(), 7);
+    /// ```
+    pub fn capacity(&self) -> u64 {
+        self.space.lock().capacity
+    }
+
+    /// Bytes the files on the disk hold (their sizes).
+    ///
+    /// ```
+    /// assert_eq!(spillcache::fuzz::LimitedDisk::new(7).used(), 0);
+    /// ```
+    pub fn used(&self) -> u64 {
+        self.space.lock().used
+    }
+
+    /// A new empty file on the disk; its size counts as used until dropped.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let disk = spillcache::fuzz::LimitedDisk::new(7);
+    /// assert_eq!(disk.file().size()?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn file(&self) -> LimitedFile {
+        LimitedFile {
+            disk: self.clone(),
+            bytes: MemDevice::new(),
+        }
+    }
+}
+
+/// A file on a [`LimitedDisk`]: growing it past the disk's capacity fails
+/// with `ENOSPC`; cutting it gives the space back.
+///
+/// ```
+/// use blockdev::WriteAt;
+///
+/// let disk = spillcache::fuzz::LimitedDisk::new(100);
+/// let file = disk.file();
+/// file.write_all_at(0, &[0u8; 100])?;
+/// file.set_len(40)?;
+/// assert_eq!(disk.used(), 40);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LimitedFile {
+    disk: LimitedDisk,
+    bytes: MemDevice,
+}
+
+impl LimitedFile {
+    /// Takes the space to grow to `new_len` from the disk, or says there is none.
+    fn grow_to(&self, new_len: u64) -> std::io::Result<()> {
+        let old_len = blockdev::ReadAt::size(&self.bytes)?;
+        if new_len <= old_len {
+            return Ok(());
+        }
+        let mut space = self.disk.space.lock();
+        let used = space.used + (new_len - old_len);
+        if used > space.capacity {
+            return Err(std::io::Error::from(Errno::NOSPC));
+        }
+        space.used = used;
+        Ok(())
+    }
+}
+
+impl Drop for LimitedFile {
+    fn drop(&mut self) {
+        let len = blockdev::ReadAt::size(&self.bytes).unwrap_or(0);
+        let mut space = self.disk.space.lock();
+        space.used = space.used.saturating_sub(len);
+    }
+}
+
+impl blockdev::ReadAt for LimitedFile {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.bytes.read_at(pos, buf)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        self.bytes.size()
+    }
+}
+
+impl blockdev::WriteAt for LimitedFile {
+    fn write_at(&self, pos: u64, buf: &[u8]) -> std::io::Result<usize> {
+        // One writer per file (the cache's writer thread), so the size
+        // cannot change between the check and the write.
+        self.grow_to(pos.saturating_add(buf.len() as u64))?;
+        self.bytes.write_at(pos, buf)
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let old_len = blockdev::ReadAt::size(&self.bytes)?;
+        if len > old_len {
+            self.grow_to(len)?;
+        } else {
+            let mut space = self.disk.space.lock();
+            space.used = space.used.saturating_sub(old_len - len);
+        }
+        self.bytes.set_len(len)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One operation of a [`PressureScenario`].
+///
+/// ```
+/// let op = spillcache::fuzz::PressureOp::Capacity { kib: 4 };
+/// assert!(format!("{op:?}").contains("Capacity"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum PressureOp {
+    /// `add_timeout` (1 ms) a value of `len` bytes; a `Full` answer means
+    /// it was not stored.
+    Add {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+        /// Value length.
+        len: u16,
+        /// Value pattern.
+        fill: u8,
+    },
+    /// `try_add` a value, like [`PressureOp::Add`] without waiting.
+    TryAdd {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+        /// Value length.
+        len: u16,
+        /// Value pattern.
+        fill: u8,
+    },
+    /// `remove` a key.
+    Remove {
+        /// Key byte (taken modulo [`KEY_SPACE`]).
+        key: u8,
+    },
+    /// Set the disk's capacity to `kib` KiB: the disk fills up or space
+    /// comes back.
+    Capacity {
+        /// New capacity in KiB.
+        kib: u8,
+    },
+    /// `wait_for_write` briefly (it may time out or report a failure).
+    Wait,
+    /// `defrag` (it may compact in place or fail for lack of space).
+    Defrag,
+}
+
+/// A cache with a bound on waiting bytes over a [`LimitedDisk`], and the
+/// ops to run on it.
+///
+/// ```
+/// use spillcache::fuzz::{run_pressure, PressureOp, PressureScenario};
+///
+/// let ops = vec![
+///     PressureOp::Capacity { kib: 1 },
+///     PressureOp::Add { key: 0, len: 3000, fill: 1 },
+///     PressureOp::TryAdd { key: 1, len: 3000, fill: 2 },
+///     PressureOp::Capacity { kib: 64 },
+/// ];
+/// run_pressure(&PressureScenario { max_pending: 4000, ops })?;
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct PressureScenario {
+    /// [`Builder::max_pending_bytes`].
+    pub max_pending: u16,
+    /// The ops, in order.
+    pub ops: Vec<PressureOp>,
+}
+
+/// Longest value a pressure scenario adds: keeps inputs cheap.
+const PRESSURE_MAX_LEN: u16 = 8192;
+
+/// Runs `scenario` against a cache over a disk that runs out of space and
+/// gets it back, and a `HashMap` model. After every op: every key reads as
+/// the model says, the bytes waiting to be written stay within the bound
+/// (or are one value), and the invariants hold. At the end, with space
+/// back, everything is written, and a defrag packs the file.
+///
+/// # Errors
+/// A description of the first disagreement.
+///
+/// ```
+/// use spillcache::fuzz::{run_pressure, PressureOp, PressureScenario};
+///
+/// let ops = vec![
+///     PressureOp::Add { key: 0, len: 4000, fill: 1 },
+///     PressureOp::Wait,
+///     PressureOp::Capacity { kib: 4 },
+///     PressureOp::Add { key: 1, len: 4000, fill: 2 },
+///     PressureOp::Remove { key: 0 },
+///     PressureOp::Defrag,
+/// ];
+/// run_pressure(&PressureScenario { max_pending: 100, ops })?;
+/// # Ok::<(), String>(())
+/// ```
+pub fn run_pressure(scenario: &PressureScenario) -> Result<(), String> {
+    let disk = LimitedDisk::new(u64::MAX);
+    let factory_disk = disk.clone();
+    let limit = u64::from(scenario.max_pending);
+    let cache = Builder::with_file_factory(move || Ok(factory_disk.file()))
+        .max_pending_bytes(limit)
+        .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
+        .build()
+        .map_err(|e| format!("build: {e}"))?;
+    let mut model: HashMap<u8, Expected> = HashMap::new();
+    for (serial, op) in scenario.ops.iter().enumerate() {
+        apply_pressure(&cache, &disk, &mut model, op, serial as u64)
+            .map_err(|e| format!("op {serial} {op:?}: {e}"))?;
+        let pending = cache.pending_bytes();
+        let largest = model
+            .values()
+            .map(|e| e.value.len() as u64)
+            .max()
+            .unwrap_or(0);
+        if pending > limit && pending > largest {
+            return Err(format!(
+                "after op {serial} {op:?}: {pending} bytes wait, bound {limit}"
+            ));
+        }
+        check(&cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
+    }
+    disk.set_capacity(u64::MAX);
+    wait_all(&cache)?;
+    match cache.defrag(STEP_TIMEOUT) {
+        Ok(true) => {}
+        other => return Err(format!("final defrag: {other:?}")),
+    }
+    let live: u64 = model.values().map(|e| e.value.len() as u64).sum();
+    if cache.size_on_disk() != live {
+        return Err(format!(
+            "after the final defrag size_on_disk is {}, values hold {live} bytes",
+            cache.size_on_disk()
+        ));
+    }
+    check(&cache, &model)
+}
+
+fn apply_pressure(
+    cache: &SpillCache<LimitedFile>,
+    disk: &LimitedDisk,
+    model: &mut HashMap<u8, Expected>,
+    op: &PressureOp,
+    serial: u64,
+) -> Result<(), String> {
+    match *op {
+        PressureOp::Add { key, len, fill } | PressureOp::TryAdd { key, len, fill } => {
+            let bytes = value(len % (PRESSURE_MAX_LEN + 1), fill, serial);
+            let result = match op {
+                PressureOp::Add { .. } => {
+                    cache.add_timeout(&key_bytes(key), &bytes, Duration::from_millis(1))
+                }
+                _ => cache.try_add(&key_bytes(key), &bytes),
+            };
+            match result {
+                Ok(()) => {
+                    model.insert(
+                        key % KEY_SPACE,
+                        Expected {
+                            value: bytes,
+                            memory_only: false,
+                        },
+                    );
+                }
+                Err(Error::Full { .. }) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        PressureOp::Remove { key } => {
+            let was = model.remove(&(key % KEY_SPACE)).is_some();
+            if cache.remove(&key_bytes(key)) != was {
+                return Err("remove disagrees with the model".into());
+            }
+        }
+        PressureOp::Capacity { kib } => disk.set_capacity(u64::from(kib) * 1024),
+        PressureOp::Wait => match cache.wait_for_write(Duration::from_millis(1)) {
+            Ok(_) | Err(Error::WriteFailed(_)) => {}
+            Err(e) => return Err(format!("wait_for_write: {e}")),
+        },
+        PressureOp::Defrag => match cache.defrag(STEP_TIMEOUT) {
+            Ok(true) | Err(Error::DefragFailed(_)) => {}
+            other => return Err(format!("defrag: {other:?}")),
+        },
+    }
+    Ok(())
 }

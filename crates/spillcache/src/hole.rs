@@ -234,6 +234,45 @@ impl HoleIndex {
         self.by_offset.is_empty()
     }
 
+    /// The tracked hole that contains `offset`, as `(offset, length)`.
+    pub(crate) fn containing(&self, offset: u64) -> Option<(u64, u64)> {
+        let (&start, &len) = self.by_offset.range(..=offset).next_back()?;
+        (offset < start + len).then_some((start, len))
+    }
+
+    /// Whether some tracked hole can hold `len` bytes.
+    pub(crate) fn fits(&self, len: u64) -> bool {
+        self.by_size
+            .last()
+            .is_some_and(|&(hole_len, _)| hole_len >= len)
+    }
+
+    /// The lowest hole that holds `len` bytes and starts below `limit`.
+    /// Walks the holes in offset order: for compaction, not the write path.
+    pub(crate) fn lowest_fit_below(&self, len: u64, limit: u64) -> Option<u64> {
+        self.by_offset
+            .range(..limit)
+            .find(|&(_, &hole_len)| hole_len >= len)
+            .map(|(&offset, _)| offset)
+    }
+
+    /// Reserves the first `len` bytes of the hole at `offset` (which must
+    /// exist and hold them); returns whether it did.
+    pub(crate) fn allocate_in_hole(&mut self, offset: u64, len: u64) -> bool {
+        let Some(&hole_len) = self.by_offset.get(&offset) else {
+            return false;
+        };
+        if hole_len < len || len == 0 {
+            return false;
+        }
+        self.remove_hole(offset, hole_len);
+        let rest = hole_len - len;
+        if rest > self.small_hole_threshold {
+            self.insert_hole(offset + len, rest);
+        }
+        true
+    }
+
     fn insert_hole(&mut self, offset: u64, len: u64) {
         self.by_offset.insert(offset, len);
         self.by_size.insert((len, offset));
@@ -292,6 +331,31 @@ mod tests {
 
     fn holes_of(index: &HoleIndex) -> Vec<(u64, u64)> {
         index.holes().collect()
+    }
+
+    #[test]
+    fn compaction_helpers_find_and_take_the_lowest_fitting_hole() {
+        let mut index = HoleIndex::new(0);
+        for len in [10, 5, 20, 5, 30, 5] {
+            index.allocate(len); // at 0, 10, 15, 35, 40, 70; end 75
+        }
+        index.free(0, 10);
+        index.free(15, 20);
+        index.free(40, 30);
+        assert_eq!(index.containing(20), Some((15, 20)));
+        assert_eq!(index.containing(35), None);
+        assert!(index.fits(30) && !index.fits(31));
+        assert_eq!(index.lowest_fit_below(12, 70), Some(15));
+        assert_eq!(
+            index.lowest_fit_below(25, 40),
+            None,
+            "the 30-byte hole starts at 40"
+        );
+        assert!(index.allocate_in_hole(15, 12));
+        assert_eq!(holes_of(&index), [(0, 10), (27, 8), (40, 30)]);
+        assert!(!index.allocate_in_hole(27, 9), "too small");
+        assert!(!index.allocate_in_hole(28, 1), "no hole starts there");
+        index.check().unwrap();
     }
 
     #[test]

@@ -27,23 +27,44 @@
 //!
 //! - [`SpillCache::add`] copies the value into RAM and queues its key; the
 //!   writer thread, woken through a condition variable, takes queued values
-//!   in FIFO order, reserves space (best fit in the [`HoleIndex`], else at the
+//!   in order, reserves space (best fit in the [`HoleIndex`], else at the
 //!   end), encrypts and writes outside the lock, then records the position
 //!   if the value is still current. Each value carries a generation number,
 //!   so a write that finishes after its key was overwritten, removed or
-//!   cleared is thrown away and its space freed.
+//!   cleared is thrown away and its space freed. A key waiting to be
+//!   written is queued once, however often it is overwritten.
+//! - Memory is bounded: the bytes waiting to be written are at most
+//!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
+//!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and
+//!   [`SpillCache::add_timeout`] waits at most its timeout. Memory-only
+//!   values are never written, so waiting would not help them: they have
+//!   their own bound, [`Builder::max_memory_only_bytes`] (default none).
 //! - A write that fails (`ENOSPC`, `EIO`, a short write) leaves the value in
-//!   RAM and readable; the error is counted in [`Stats`], reported by
-//!   [`SpillCache::wait_for_write`], and the write is retried with backoff.
+//!   RAM and readable; the error is counted in [`Stats`] and reported by
+//!   [`SpillCache::wait_for_write`]. The value is set aside, so the values
+//!   behind it are written meanwhile (into holes, where a full disk still
+//!   has room), and retried after a backoff, or at once when space is freed.
+//! - Freed space goes back to the file system: holes of at least a block are
+//!   punched (`fallocate(PUNCH_HOLE | KEEP_SIZE)`, see
+//!   [`blockdev::punch_hole`]; nothing on devices or file systems that
+//!   cannot), and the file is cut at the end of data as soon as the tail is
+//!   free.
 //! - [`SpillCache::get`] of a written value copies its position and seal out
 //!   under the lock, then reads, checks and decrypts without it; if the value
 //!   moved or changed meanwhile it looks again.
 //! - When the end of data exceeds `defrag_factor` times the bytes in use,
 //!   the writer copies the live values, packed, into a fresh file with
-//!   [`blockdev::copy_range`] (outside the lock) and swaps files; a failed
-//!   defragmentation keeps the old file and backs off.
-//! - [`SpillCache::clear`] truncates the file before returning; the writer
-//!   cuts the file back to the end of data whenever it is idle.
+//!   [`blockdev::copy_range`] (outside the lock) and swaps files. When the
+//!   file system has no room for that copy, it compacts in place instead:
+//!   values move down into holes of the same file, one at a time, copied
+//!   while the entry still points at the old place and switched under the
+//!   lock only if the value is unchanged, so a value stays readable, and
+//!   never as wrong bytes, throughout. A failed defragmentation keeps the
+//!   old file and backs off.
+//! - [`SpillCache::clear`] truncates the file before returning.
+//! - No option can make the writer panic: [`Builder::build`] refuses values
+//!   out of range with [`Error::InvalidOption`], and time arithmetic is
+//!   checked.
 //!
 //! # Integrity tag
 //!
@@ -71,28 +92,35 @@
 //! - `size_on_disk` is the end of data, and a hole that reaches the end moves
 //!   the end back (kitty reports the file's size, which only defragmentation
 //!   or emptying shrinks).
-//! - Writes are FIFO, so the file layout after a series of adds is their
-//!   order (kitty's hash-order writer needed a wait after each add).
+//! - Writes are FIFO (while none fails), so the file layout after a series
+//!   of adds is their order (kitty's hash-order writer needed a wait after
+//!   each add).
 //!
 //! # Features
 //!
-//! - `arbitrary`: derives `arbitrary::Arbitrary` for the [`fuzz`] op types.
+//! - `fuzzing`: the `fuzz` module, the op-sequence drivers the fuzz targets
+//!   and the tests share, with `arbitrary::Arbitrary` for their inputs. It is
+//!   not part of the default API.
 #![forbid(unsafe_code)]
 
 mod builder;
 mod cache;
 mod cipher;
+mod config;
 mod defrag;
 mod entry;
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hole;
+mod space;
 mod state;
 mod stats;
 mod writer;
 
-pub use builder::{AnonymousFiles, Builder, FileFactory};
+pub use builder::Builder;
 pub use cache::SpillCache;
+pub use config::{AnonymousFiles, FileFactory};
 pub use error::{Error, Result};
 pub use hole::HoleIndex;
 pub use stats::Stats;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::builder::{Config, FileFactory};
+use crate::config::{Config, FileFactory};
 use crate::entry::{Entries, Entry, Place};
 use crate::hole::HoleIndex;
 use crate::stats::Stats;
@@ -21,6 +21,9 @@ pub(crate) struct Shared<D> {
     /// Wakes waiters: every entry written, a write failed, a defrag attempt
     /// finished, the writer stopped.
     pub(crate) progress: Condvar,
+    /// Wakes callers waiting for room (backpressure): bytes waiting to be
+    /// written went down, or the writer stopped.
+    pub(crate) room: Condvar,
     pub(crate) factory: Box<dyn FileFactory<File = D>>,
     pub(crate) config: Config,
 }
@@ -36,14 +39,35 @@ pub(crate) struct State<D> {
     /// How far the writer may have extended `file` (to cut it back when idle).
     pub(crate) file_len: u64,
     pub(crate) entries: Entries,
-    /// Dirty entries in the order they were added: `(slot, generation)`.
-    /// Items whose entry has since changed are skipped when popped.
-    pub(crate) queue: VecDeque<(usize, u64)>,
+    /// Slots with a dirty entry, in the order they became dirty; each slot
+    /// at most once (see `Entries::is_queued`), so overwrites of a waiting
+    /// key never grow it. Slots whose entry has since been written or
+    /// removed are skipped when popped.
+    pub(crate) queue: VecDeque<usize>,
+    /// Slots whose write failed, retried after a backoff (or sooner when
+    /// space is freed), so that they never block the queue behind them.
+    pub(crate) retry: VecDeque<usize>,
+    /// Bytes of dirty values (waiting to be written, or being written):
+    /// what `max_pending_bytes` bounds.
+    pub(crate) pending_bytes: u64,
+    /// Bytes of memory-only values (bounded by `max_memory_only_bytes`).
+    pub(crate) memory_only_bytes: u64,
+    /// Freed regions of the current file to give back to the file system,
+    /// as whole holes. The writer punches them before it reserves space
+    /// again, so a listed region is still free when it is punched.
+    pub(crate) to_punch: Vec<(u64, u64)>,
+    /// Freed regions shorter than this are not listed for punching
+    /// (`u64::MAX`: the device cannot punch holes).
+    pub(crate) punch_min: u64,
+    /// Space was freed since the last failed write: retry now.
+    pub(crate) space_freed: bool,
     pub(crate) holes: HoleIndex,
     /// Bytes of the file in use: written entries plus the write under way.
     pub(crate) disk_bytes: u64,
     /// Bytes reserved by the write under way (0 when none).
     pub(crate) in_flight: u64,
+    /// The slot being written (out of the queue, still dirty).
+    pub(crate) writing: Option<usize>,
     /// Bytes of every value in the cache.
     pub(crate) total_size: u64,
     /// Entries waiting to be written (including the one being written).
@@ -83,13 +107,22 @@ pub(crate) enum Keep {
 }
 
 impl<D> State<D> {
-    pub(crate) fn new(file: D, config: &Config) -> Self {
+    /// `punch_min`: the smallest freed region worth punching (`u64::MAX`
+    /// for a device that cannot punch holes).
+    pub(crate) fn new(file: D, config: &Config, punch_min: u64) -> Self {
         State {
             file: Arc::new(file),
             file_epoch: 0,
             file_len: 0,
             entries: Entries::default(),
             queue: VecDeque::new(),
+            retry: VecDeque::new(),
+            writing: None,
+            pending_bytes: 0,
+            memory_only_bytes: 0,
+            to_punch: Vec::new(),
+            punch_min,
+            space_freed: false,
             holes: HoleIndex::new(config.small_hole_threshold),
             disk_bytes: 0,
             in_flight: 0,
@@ -137,7 +170,13 @@ impl<D> State<D> {
         self.total_size += len;
         if spill {
             self.dirty += 1;
-            self.queue.push_back((slot, generation));
+            self.pending_bytes += len;
+            if !self.entries.is_queued(slot) {
+                self.entries.set_queued(slot, true);
+                self.queue.push_back(slot);
+            }
+        } else {
+            self.memory_only_bytes += len;
         }
         spill
     }
@@ -162,27 +201,87 @@ impl<D> State<D> {
             self.ram_copy_bytes -= old.len;
         }
         match old.place {
-            Place::MemoryOnly(_) => {}
-            Place::Dirty(_) => self.dirty -= 1,
+            Place::MemoryOnly(_) => self.memory_only_bytes -= old.len,
+            Place::Dirty(_) => {
+                self.dirty -= 1;
+                self.pending_bytes -= old.len;
+            }
             Place::OnDisk { offset, .. } => self.free_region(offset, old.len),
         }
     }
 
+    /// The bytes that would wait to be written if `key` got a dirty value
+    /// of `len` bytes, and those of them that belong to other keys.
+    pub(crate) fn pending_with(&self, key: &[u8], len: u64) -> (u64, u64) {
+        let own = self
+            .entries
+            .slot_of(key)
+            .and_then(|slot| self.entries.get(slot))
+            .filter(|e| matches!(e.place, Place::Dirty(_)))
+            .map_or(0, |e| e.len);
+        let others = self.pending_bytes - own;
+        (others.saturating_add(len), others)
+    }
+
+    /// The memory-only bytes there would be if `key` got a memory-only value
+    /// of `len` bytes.
+    pub(crate) fn memory_only_with(&self, key: &[u8], len: u64) -> u64 {
+        let own = self
+            .entries
+            .slot_of(key)
+            .and_then(|slot| self.entries.get(slot))
+            .filter(|e| matches!(e.place, Place::MemoryOnly(_)))
+            .map_or(0, |e| e.len);
+        (self.memory_only_bytes - own).saturating_add(len)
+    }
+
     /// Reserves `len` bytes of the file for a write.
     pub(crate) fn reserve(&mut self, len: u64) -> u64 {
+        debug_assert!(self.to_punch.is_empty(), "punch before reserving");
         self.disk_bytes += len;
         self.holes.allocate(len)
     }
 
+    /// Reserves `len` bytes at the start of the hole at `offset`; returns
+    /// whether it could.
+    pub(crate) fn reserve_in_hole(&mut self, offset: u64, len: u64) -> bool {
+        debug_assert!(self.to_punch.is_empty(), "punch before reserving");
+        let reserved = self.holes.allocate_in_hole(offset, len);
+        if reserved {
+            self.disk_bytes += len;
+        }
+        reserved
+    }
+
     /// Returns file space; when nothing is left in the file, every hole
-    /// (tracked or not) goes and the end of data returns to 0.
+    /// (tracked or not) goes and the end of data returns to 0. The hole the
+    /// region becomes part of is listed for punching.
     pub(crate) fn free_region(&mut self, offset: u64, len: u64) {
         self.disk_bytes -= len;
+        self.space_freed = true;
         if self.disk_bytes == 0 {
             self.holes.reset();
-        } else {
-            self.holes.free(offset, len);
+            return;
         }
+        self.holes.free(offset, len);
+        if offset < self.holes.end() {
+            // An untracked (small) hole is free all the same.
+            let (start, hole_len) = self.holes.containing(offset).unwrap_or((offset, len));
+            if hole_len >= self.punch_min {
+                self.to_punch.push((start, hole_len));
+            }
+        }
+    }
+
+    /// Points the state at a new file whose data ends at `end` (after a
+    /// defragmentation): offsets into the old one are void.
+    pub(crate) fn swap_file(&mut self, file: D, holes: HoleIndex, disk_bytes: u64, end: u64) {
+        self.holes = holes;
+        self.disk_bytes = disk_bytes;
+        self.file = Arc::new(file);
+        self.file_epoch += 1;
+        self.file_len = end;
+        self.to_punch.clear();
     }
 
     /// Drops every entry and forgets the file layout (including any write
@@ -190,6 +289,10 @@ impl<D> State<D> {
     pub(crate) fn clear(&mut self) {
         self.entries.drain().for_each(drop);
         self.queue.clear();
+        self.retry.clear();
+        self.pending_bytes = 0;
+        self.memory_only_bytes = 0;
+        self.to_punch.clear();
         self.holes.reset();
         self.disk_bytes = 0;
         self.in_flight = 0;
@@ -268,6 +371,13 @@ impl<D> State<D> {
         self.holes.end() as f64 > config.defrag_factor * self.disk_bytes as f64
     }
 
+    /// When the next try is due after `failures` failures in a row, or
+    /// `None` when that is beyond what an `Instant` can hold (wait for a
+    /// wake-up instead).
+    pub(crate) fn retry_deadline(config: &Config, failures: u32, now: Instant) -> Option<Instant> {
+        now.checked_add(Self::backoff(config, failures))
+    }
+
     /// The wait before the next try after `failures` failures in a row.
     pub(crate) fn backoff(config: &Config, failures: u32) -> Duration {
         let factor = 1u32 << failures.saturating_sub(1).min(20);
@@ -282,6 +392,7 @@ impl<D> State<D> {
         self.entries.check()?;
         self.holes.check()?;
         let (mut total, mut dirty, mut copies, mut copy_bytes, mut on_disk) = (0, 0, 0, 0, 0);
+        let (mut pending, mut memory_only) = (0, 0);
         let mut regions = Vec::new();
         for (_, entry) in self.entries.iter() {
             total += entry.len;
@@ -299,8 +410,11 @@ impl<D> State<D> {
                 ));
             }
             match &entry.place {
-                Place::MemoryOnly(_) => {}
-                Place::Dirty(_) => dirty += 1,
+                Place::MemoryOnly(_) => memory_only += entry.len,
+                Place::Dirty(_) => {
+                    dirty += 1;
+                    pending += entry.len;
+                }
                 Place::OnDisk { offset, .. } => {
                     on_disk += entry.len;
                     regions.push((*offset, entry.len));
@@ -319,6 +433,23 @@ impl<D> State<D> {
         expect("ram_copies", self.ram_copies as u64, copies)?;
         expect("ram_copy_bytes", self.ram_copy_bytes, copy_bytes)?;
         expect("disk_bytes", self.disk_bytes, on_disk + self.in_flight)?;
+        expect("pending_bytes", self.pending_bytes, pending)?;
+        expect("memory_only_bytes", self.memory_only_bytes, memory_only)?;
+        for (slot, entry) in self.entries.iter() {
+            if matches!(entry.place, Place::Dirty(_))
+                && !self.entries.is_queued(slot)
+                && self.writing != Some(slot)
+            {
+                return Err(format!("dirty slot {slot} is not queued"));
+            }
+        }
+        let queued = self.queue.len() + self.retry.len();
+        if queued > self.entries.slot_count() {
+            return Err(format!(
+                "{queued} queued items for {} slots: a slot is queued twice",
+                self.entries.slot_count()
+            ));
+        }
         regions.extend(self.holes.holes());
         regions.sort_unstable();
         let mut stop = 0;
@@ -360,12 +491,12 @@ mod tests {
 
     #[test]
     fn overwriting_a_dirty_value_keeps_one_dirty_entry() {
-        let mut state = State::new((), &Config::default());
+        let mut state = State::new((), &Config::default(), u64::MAX);
         assert!(state.insert(b"k", Arc::from(&b"one"[..]), Keep::Spill));
         assert!(state.insert(b"k", Arc::from(&b"three"[..]), Keep::Spill));
         assert_eq!(
-            (state.dirty, state.total_size, state.queue.len()),
-            (1, 5, 2)
+            (state.dirty, state.total_size, state.pending_bytes),
+            (1, 5, 5)
         );
         assert!(
             !state.insert(b"e", Arc::from(&b""[..]), Keep::Spill),
@@ -373,7 +504,38 @@ mod tests {
         );
         state.check().unwrap();
         assert!(state.remove(b"k"));
-        assert_eq!((state.dirty, state.total_size), (0, 0));
+        assert_eq!(
+            (state.dirty, state.total_size, state.pending_bytes),
+            (0, 0, 0)
+        );
         state.check().unwrap();
+    }
+
+    #[test]
+    fn a_waiting_key_is_queued_once_however_often_it_is_overwritten() {
+        let mut state = State::new((), &Config::default(), u64::MAX);
+        for i in 0..10_000u32 {
+            state.insert(b"k", Arc::from(&i.to_le_bytes()[..]), Keep::Spill);
+        }
+        assert_eq!(state.queue.len(), 1);
+        // Removed and re-added, or its slot reused by another key: still once.
+        state.remove(b"k");
+        state.insert(b"other", Arc::from(&b"v"[..]), Keep::Spill);
+        state.insert(b"k", Arc::from(&b"w"[..]), Keep::Spill);
+        assert_eq!(state.queue.len(), 2);
+        state.check().unwrap();
+    }
+
+    #[test]
+    fn retry_deadlines_never_overflow() {
+        let config = Config {
+            retry_min: Duration::MAX,
+            retry_max: Duration::MAX,
+            ..Config::default()
+        };
+        let now = Instant::now();
+        assert_eq!(State::<()>::retry_deadline(&config, u32::MAX, now), None);
+        let config = Config::default();
+        assert!(State::<()>::retry_deadline(&config, 1, now).is_some_and(|t| t > now));
     }
 }

@@ -30,6 +30,14 @@ pub struct Stats {
     pub defrag_failures: u64,
     /// Bytes copied by defragmentations.
     pub bytes_defragged: u64,
+    /// Defragmentations done in place (values moved down into holes of the
+    /// same file) because a second copy of the file did not fit.
+    pub compactions: u64,
+    /// Bytes moved by in-place compactions.
+    pub bytes_compacted: u64,
+    /// Bytes of freed file space given back to the file system by punching
+    /// holes.
+    pub bytes_punched: u64,
     /// Reads whose bytes failed the integrity check.
     pub corrupt_reads: u64,
     /// Reads the device failed.

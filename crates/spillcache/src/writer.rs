@@ -1,7 +1,8 @@
-//! The writer thread: takes dirty entries in the order they were added,
+//! The writer thread: takes dirty entries in the order they were queued,
 //! encrypts and writes each outside the lock, records it if it is still the
-//! current value, retries failures with backoff, and defragments and trims
-//! the file when due.
+//! current value, sets failed writes aside for a later retry (so they never
+//! block the values behind them), gives freed space back to the file
+//! system, and defragments when due.
 
 use std::io;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use parking_lot::MutexGuard;
 use crate::cipher;
 use crate::defrag;
 use crate::entry::Place;
+use crate::space;
 use crate::state::{Shared, State};
 
 /// Starts the writer thread.
@@ -34,6 +36,7 @@ impl<D> Drop for AliveGuard<'_, D> {
     fn drop(&mut self) {
         self.0.state.lock().writer_alive = false;
         self.0.progress.notify_all();
+        self.0.room.notify_all();
     }
 }
 
@@ -58,6 +61,9 @@ where
         if state.shutting_down {
             return;
         }
+        // Before any reservation: a region listed for punching must still be
+        // free when it is punched.
+        space::give_back(&mut state);
         let now = Instant::now();
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
@@ -68,12 +74,12 @@ where
             defragged_last = true;
             continue;
         }
-        if let Some(at) = state.retry_at {
-            if now < at {
-                shared.work.wait_until(&mut state, at);
-                continue;
-            }
-            state.retry_at = None;
+        // Failed writes go again after their backoff, or as soon as space
+        // was freed, behind what is queued now.
+        if !state.retry.is_empty()
+            && (state.space_freed || state.retry_at.is_some_and(|t| now >= t))
+        {
+            requeue_failed(&mut state);
         }
         match next_job(&mut state) {
             Some(job) => {
@@ -85,28 +91,64 @@ where
                 defragged_last = false;
             }
             None => {
-                trim(&mut state);
-                match state.defrag_not_before {
-                    Some(t) => {
-                        shared.work.wait_until(&mut state, t);
-                    }
-                    None => shared.work.wait(&mut state),
-                }
+                let retry_at = if state.retry.is_empty() {
+                    None
+                } else {
+                    state.retry_at
+                };
+                let until = earliest(retry_at, state.defrag_not_before);
+                wait(shared, &mut state, until);
             }
         }
     }
 }
 
-/// Pops queue items until one names an entry that is still dirty with the
-/// same value; stale items cost O(1) each.
+/// The earlier of two deadlines, where `None` is no deadline.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Sleeps until woken, or until `until` when there is one.
+fn wait<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>, until: Option<Instant>) {
+    match until {
+        Some(t) => {
+            shared.work.wait_until(state, t);
+        }
+        None => shared.work.wait(state),
+    }
+}
+
+/// Puts the failed writes back into the queue for another try: those that
+/// fit into a hole first, since a full disk may still take them.
+fn requeue_failed<D>(state: &mut State<D>) {
+    state.retry_at = None;
+    state.space_freed = false;
+    let failed = std::mem::take(&mut state.retry);
+    let (fits, rest): (Vec<usize>, Vec<usize>) = failed.into_iter().partition(|&slot| {
+        state
+            .entries
+            .get(slot)
+            .is_some_and(|e| state.holes.fits(e.len))
+    });
+    state.queue.extend(fits);
+    state.queue.extend(rest);
+}
+
+/// Pops queue items until one names a slot whose entry is dirty; stale
+/// items cost O(1) each.
 fn next_job<D>(state: &mut State<D>) -> Option<Job> {
-    while let Some((slot, generation)) = state.queue.pop_front() {
-        if let Some(entry) = state.entries.current_mut(slot, generation)
+    while let Some(slot) = state.queue.pop_front() {
+        state.entries.set_queued(slot, false);
+        if let Some(entry) = state.entries.get(slot)
             && let Place::Dirty(data) = &entry.place
         {
             return Some(Job {
                 slot,
-                generation,
+                generation: entry.generation,
                 data: Arc::clone(data),
             });
         }
@@ -125,6 +167,7 @@ fn write_one<D>(
     let len = job.data.len() as u64;
     let offset = guard.reserve(len);
     guard.in_flight = len;
+    guard.writing = Some(job.slot);
     let file = Arc::clone(&guard.file);
     let epoch = guard.file_epoch;
 
@@ -133,8 +176,9 @@ fn write_one<D>(
     });
 
     let state = &mut **guard;
+    state.writing = None;
     if Arc::ptr_eq(&file, &state.file) {
-        state.file_len = state.file_len.max(offset + len);
+        state.file_len = state.file_len.max(offset.saturating_add(len));
     }
     if epoch != state.file_epoch {
         // `clear` ran meanwhile: it forgot this reservation and the entry.
@@ -148,7 +192,7 @@ fn write_one<D>(
         .filter(|e| matches!(e.place, Place::Dirty(_)));
     match (result, current) {
         (Ok(seal), Some(entry)) => {
-            let keep_copy = state.ram_copy_bytes + len <= shared.config.ram_budget;
+            let keep_copy = state.ram_copy_bytes.saturating_add(len) <= shared.config.ram_budget;
             entry.place = Place::OnDisk {
                 offset,
                 seal: Box::new(seal),
@@ -159,10 +203,14 @@ fn write_one<D>(
                 state.ram_copy_bytes += len;
             }
             state.dirty -= 1;
+            state.pending_bytes -= len;
             state.stats.writes += 1;
             state.stats.bytes_written += len;
-            state.write_error = None;
-            state.failures_in_a_row = 0;
+            if state.retry.is_empty() {
+                state.write_error = None;
+                state.failures_in_a_row = 0;
+            }
+            shared.room.notify_all();
             if state.dirty == 0 {
                 shared.progress.notify_all();
             }
@@ -171,29 +219,24 @@ fn write_one<D>(
             // Overwritten or removed while being written: never attach it.
             state.free_region(offset, len);
             state.stats.discarded_writes += 1;
-            state.write_error = None;
-            state.failures_in_a_row = 0;
         }
         (Err(e), current) => {
-            let retry = current.is_some();
-            state.free_region(offset, len);
-            if retry {
-                state.queue.push_front((job.slot, job.generation));
+            if current.is_some() && !state.entries.is_queued(job.slot) {
+                // Set aside: the values behind it go first.
+                state.entries.set_queued(job.slot, true);
+                state.retry.push_back(job.slot);
             }
+            state.free_region(offset, len);
+            // Only a retry round that follows freed space counts as such.
+            state.space_freed = false;
             state.stats.write_errors += 1;
             state.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
+            // Past what an Instant holds (validated options never get
+            // there), wait for a wake-up instead of a deadline.
             state.retry_at =
-                Some(Instant::now() + State::<D>::backoff(&shared.config, state.failures_in_a_row));
+                State::<D>::retry_deadline(&shared.config, state.failures_in_a_row, Instant::now());
             state.write_error = Some(e);
             shared.progress.notify_all();
         }
-    }
-}
-
-/// Cuts the file back to the end of data while nothing is being written.
-fn trim<D: WriteAt>(state: &mut State<D>) {
-    let end = state.holes.end();
-    if state.file_len > end && state.file.set_len(end).is_ok() {
-        state.file_len = end;
     }
 }

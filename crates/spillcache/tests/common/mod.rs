@@ -107,3 +107,50 @@ where
         assert!(errors < 100_000, "writes never succeed");
     }
 }
+
+/// A tmpfs of a given size mounted on a fresh directory, unmounted on drop.
+pub struct SmallFs {
+    dir: TempDir,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=`, e.g. `"2m"`), or
+    /// returns why it cannot. Under CI (env `CI` set) failing to mount is a
+    /// test failure, not a reason to skip: CI runs as root.
+    pub fn mount(size: &str) -> Option<Self> {
+        let dir = TempDir::new("tmpfs");
+        let result = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        let reason = match result {
+            Ok(out) if out.status.success() => return Some(SmallFs { dir }),
+            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (run as root): {reason}"
+        );
+        eprintln!("skipped: cannot mount a {size} tmpfs: {reason}");
+        None
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -1,0 +1,38 @@
+//! Giving file space back to the file system: punching freed holes and
+//! cutting the file at the end of data.
+//!
+//! Only the writer thread calls this, and it does before it reserves space
+//! again: so a region listed for punching is still free when it is punched,
+//! and nothing is written beyond the end of data while the file is cut.
+
+use blockdev::WriteAt;
+use parking_lot::MutexGuard;
+
+use crate::state::State;
+
+/// Punches every listed hole (outside the lock) and cuts the file back to
+/// the end of data (under it). Returns with the lock held and the punch list
+/// empty. Failures only leave space in use; they lose nothing.
+pub(crate) fn give_back<D: WriteAt>(guard: &mut MutexGuard<'_, State<D>>) {
+    while !guard.to_punch.is_empty() {
+        let regions = std::mem::take(&mut guard.to_punch);
+        let file = std::sync::Arc::clone(&guard.file);
+        let punched: u64 = MutexGuard::unlocked(guard, || {
+            regions
+                .iter()
+                .map(|&(offset, len)| blockdev::punch_hole(&*file, offset, len).unwrap_or(0))
+                .sum()
+        });
+        guard.stats.bytes_punched += punched;
+    }
+    trim(guard);
+}
+
+/// Cuts the file back to the end of data. Under the lock, so that a `clear`
+/// (which cuts to 0) cannot interleave with it.
+fn trim<D: WriteAt>(state: &mut State<D>) {
+    let end = state.holes.end();
+    if state.file_len > end && state.file.set_len(end).is_ok() {
+        state.file_len = end;
+    }
+}
