@@ -124,13 +124,7 @@ impl ObjectDevice {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(url: &str) -> Result<Self, Error> {
-        let options = std::env::vars().filter_map(|(key, value)| {
-            ENV_PREFIXES
-                .iter()
-                .any(|prefix| key.starts_with(prefix))
-                .then(|| (key.to_ascii_lowercase(), value))
-        });
-        Self::open_with_options(url, options)
+        Self::open_with_options(url, env_options())
     }
 
     /// Opens the object a URL names with the given store options (keys as
@@ -151,18 +145,31 @@ impl ObjectDevice {
         K: AsRef<str>,
         V: Into<String>,
     {
-        let invalid = |reason: String| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-        let (store, path) =
-            object_store::parse_url_opts(&parsed, options).map_err(|e| match e {
-                object_store::Error::Generic { .. }
-                | object_store::Error::NotImplemented { .. } => invalid(e.to_string()),
-                e => Error::Store(e),
-            })?;
-        Self::new(Arc::from(store), path)
+        let (store, path) = parse_url(url, options)?;
+        Self::new(store, path)
+    }
+
+    /// Writes `bytes` as the object at `url` (one PUT, replacing any object
+    /// there; options from the environment as for [`open`](Self::open)),
+    /// then opens it.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and [`Error::Store`] when the PUT fails.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let path = std::env::temp_dir().join(format!("objectdev-create-{}", std::process::id()));
+    /// let dev = objectdev::ObjectDevice::create(&format!("file://{}", path.display()), b"new".to_vec())?;
+    /// assert_eq!(dev.size()?, 3);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(url: &str, bytes: Vec<u8>) -> Result<Self, Error> {
+        let (store, path) = parse_url(url, env_options())?;
+        let executor = Executor::own()?;
+        executor.block_on(store.put_opts(&path, bytes.into(), Default::default()))??;
+        Self::with_executor(store, path, executor)
     }
 
     /// A device over `path` in `store`, with its own runtime; makes one HEAD
@@ -391,6 +398,37 @@ impl ObjectDevice {
             found,
         }
     }
+}
+
+/// The store options in the environment: every `AWS_*` variable, lower-cased.
+fn env_options() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter_map(|(key, value)| {
+        ENV_PREFIXES
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            .then(|| (key.to_ascii_lowercase(), value))
+    })
+}
+
+/// The store and path a URL names, as object_store's `parse_url_opts` makes them.
+fn parse_url<I, K, V>(url: &str, options: I) -> Result<(Arc<dyn ObjectStore>, Path), Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    let (store, path) = object_store::parse_url_opts(&parsed, options).map_err(|e| match e {
+        object_store::Error::Generic { .. } | object_store::Error::NotImplemented { .. } => {
+            invalid(e.to_string())
+        }
+        e => Error::Store(e),
+    })?;
+    Ok((Arc::from(store), path))
 }
 
 fn head(executor: &Executor, store: &dyn ObjectStore, path: &Path) -> Result<Identity, Error> {
