@@ -7,12 +7,18 @@
 //! under CI (`CI` set), where it fails: `.ci/run` installs the tools.
 //! Every file is read through three cache shapes (see
 //! [`support::GEOMETRIES`]), so values straddling pages and pages evicted
-//! mid-parse are part of every comparison.
+//! mid-parse are part of every comparison. Each tool's files are also
+//! uploaded to the S3 server `.ci/run` starts, and read through an object
+//! URL as the examples take it: the printed output must be identical.
 
 #[path = "real_files/ext4.rs"]
 mod ext4;
 #[path = "real_files/git.rs"]
 mod git;
+#[path = "../examples/common/input.rs"]
+mod input;
+#[path = "real_files/object.rs"]
+mod object;
 #[path = "real_files/sqlite.rs"]
 mod sqlite;
 #[path = "real_files/support.rs"]

@@ -96,6 +96,29 @@
 //!   of adds is their order (kitty's hash-order writer needed a wait after
 //!   each add).
 //!
+//! # A disk tier in front of a slow device
+//!
+//! [`SpillTier`] is a [`blockdev::ReadAt`] over a slower device (object
+//! storage through `objectdev`, a network disk) that keeps aligned chunks
+//! (1 MiB by default) of it here, encrypted like every value, within a byte
+//! budget (CLOCK eviction). Under a page cache it makes RAM pages over an
+//! encrypted local disk over, say, S3:
+//! `PageCache::builder().max_batch_pages(256).build(SpillTier::new(ObjectDevice::open(url)?, dir, budget)?)`.
+//!
+//! ```
+//! use blockdev::{MemDevice, ReadAt};
+//! use spillcache::SpillTier;
+//!
+//! let slow = MemDevice::from_vec(vec![7u8; 3 << 20]);
+//! let tier = SpillTier::new(slow, std::env::temp_dir(), 2 << 20)?; // two 1 MiB chunks
+//! let mut buf = [0u8; 4];
+//! tier.read_exact_at(5 << 19, &mut buf)?;                          // chunk 2
+//! assert_eq!((buf, tier.stats().device_reads), ([7; 4], 1));
+//! tier.read_exact_at(5 << 19, &mut buf)?;                          // from the tier
+//! assert_eq!(tier.stats().device_reads, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Features
 //!
 //! - `fuzzing`: the `fuzz` module, the op-sequence drivers the fuzz targets
@@ -116,6 +139,7 @@ mod hole;
 mod space;
 mod state;
 mod stats;
+mod tier;
 mod writer;
 
 pub use builder::Builder;
@@ -124,3 +148,4 @@ pub use config::{AnonymousFiles, FileFactory};
 pub use error::{Error, Result};
 pub use hole::HoleIndex;
 pub use stats::Stats;
+pub use tier::{DEFAULT_CHUNK_SIZE, SpillTier, TierStats};

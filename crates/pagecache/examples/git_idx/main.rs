@@ -5,24 +5,29 @@
 //! ```text
 //! cargo run -p pagecache --example git-idx -- .git/objects/pack/pack-*.idx \
 //!     --pack .git/objects/pack/pack-*.pack
+//! cargo run -p pagecache --example git-idx -- s3://bucket/pack.idx --pack s3://bucket/pack.pack
 //! ```
 //!
 //! Output: a `#` summary line, then per object `<sha1> <offset> <crc32>`,
 //! with `--pack` followed by `<type> <size> <packed length>` and, for a
 //! delta, `base <offset>` or `base <sha1> @<offset>`. `--stats` prints the
-//! page-cache counters to stderr.
+//! page-cache counters to stderr. Either file may be an object URL, read
+//! with `objectdev` (the store's options from the environment).
 
 mod idx;
+#[path = "../common/input.rs"]
+mod input;
 mod listing;
 mod pack;
 
-use std::fs::File;
 use std::io::Write;
 use std::process::ExitCode;
 
 use pagecache::PageCache;
 
-const USAGE: &str = "usage: git-idx <pack.idx> [--pack <pack.pack>] [--stats]";
+use input::Input;
+
+const USAGE: &str = "usage: git-idx <pack.idx | URL> [--pack <pack.pack | URL>] [--stats]";
 
 struct Args {
     idx: String,
@@ -48,13 +53,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args { idx, pack, stats })
 }
 
-fn open(path: &str) -> Result<PageCache<File>, String> {
-    let file = File::open(path).map_err(|err| format!("cannot open {path}: {err}"))?;
-    PageCache::new(file).map_err(|err| format!("cannot read {path}: {err}"))
+fn open(source: &str) -> Result<PageCache<Input>, String> {
+    let input = input::open(source)?;
+    PageCache::new(input).map_err(|err| format!("cannot read {source}: {err}"))
 }
 
 /// The page-cache counters of `cache`, on stderr.
-fn print_stats(path: &str, cache: &PageCache<File>) {
+fn print_stats(path: &str, cache: &PageCache<Input>) {
     let stats = cache.stats();
     eprintln!(
         "# {path}: {} bytes, {} page lookups ({} hits), {} device reads, {} evictions",

@@ -4,47 +4,31 @@
 //!
 //! ```text
 //! cargo run -p pagecache --example sqlite-header -- app.db
+//! cargo run -p pagecache --example sqlite-header -- s3://bucket/app.db
 //! ```
+//!
+//! An object URL is read with `objectdev`, the store's options taken from
+//! the environment (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, ...).
 
 mod header;
+#[path = "../common/input.rs"]
+mod input;
 
-use std::fs::File;
 use std::process::ExitCode;
 
 use pagecache::PageCache;
 
 use header::Header;
 
-const USAGE: &str = "usage: sqlite-header <database>";
+const USAGE: &str = "usage: sqlite-header <database | object URL>";
 
-fn run(path: &str) -> Result<(), String> {
-    let file = File::open(path).map_err(|err| format!("cannot open {path}: {err}"))?;
-    // The header is all we read: one small page is enough.
-    let cache = PageCache::with_geometry(file, 4096, 1)
-        .map_err(|err| format!("cannot read {path}: {err}"))?;
-    let header = Header::read(&cache).map_err(|err| format!("{path}: {err}"))?;
-    print!("{header}");
-    Ok(())
+/// The header is all we read: one small page is enough.
+fn one_page(input: input::Input) -> Result<PageCache<input::Input>, pagecache::Error> {
+    PageCache::with_geometry(input, 4096, 1)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = match args.as_slice() {
-        [flag] if flag == "-h" || flag == "--help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        [path] if !path.starts_with('-') => path,
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(path) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sqlite-header: error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    input::one_input_main("sqlite-header", USAGE, |source| {
+        input::render(source, one_page, Header::read)
+    })
 }

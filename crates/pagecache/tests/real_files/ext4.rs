@@ -12,6 +12,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
+use super::input::render;
+use super::object::upload;
 use super::support::{TempDir, caches, file_caches, require_tool, run};
 use superblock::{EXT4_MAGIC, SUPERBLOCK_LEN, SUPERBLOCK_START, Superblock, SuperblockError};
 
@@ -264,5 +266,28 @@ fn ext4_any_flipped_superblock_byte_is_no_panic() {
             ),
             Ok(superblock) => assert_eq!(superblock.magic, intact.magic),
         }
+    }
+}
+
+#[test]
+fn ext4_super_prints_the_same_for_an_object_url() {
+    let Some(tools) = E2fsprogs::find() else {
+        return;
+    };
+    let dir = TempDir::new("ext4-url");
+    for (name, size, args) in &CASES[..2] {
+        let image = dir.path().join(format!("{name}.img"));
+        tools.mkfs(&image, *size, args);
+        let Some(url) = upload(&image) else {
+            return;
+        };
+        let local = render(
+            image.to_str().expect("UTF-8 path"),
+            PageCache::new,
+            Superblock::read,
+        );
+        let remote = render(&url, PageCache::new, Superblock::read);
+        assert_eq!(remote, local, "{url}");
+        assert!(local.unwrap().contains("Block count:"));
     }
 }

@@ -17,6 +17,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
+use super::input;
+use super::object::upload;
 use super::support::{TempDir, caches, file_caches, noise, require_tool, run};
 use idx::{IdxError, hex};
 use listing::{ListError, Listing, list};
@@ -699,4 +701,29 @@ fn git_any_flipped_byte_in_the_index_or_an_object_header_is_no_panic() {
             }
         }
     }
+}
+
+/// What `git-idx --pack` prints for `idx` and `pack`, each a path or a URL.
+fn git_idx_output(idx: &str, pack: &str) -> String {
+    let open = |source: &str| PageCache::new(input::open(source).unwrap()).unwrap();
+    let (idx, pack) = (open(idx), open(pack));
+    list(&idx, Some(&pack))
+        .expect("git's pack lists")
+        .to_string()
+}
+
+#[test]
+fn git_idx_prints_the_same_for_object_urls() {
+    let Some(repo) = Repo::with_history("url") else {
+        return;
+    };
+    let (idx, pack) = repo.repack(true);
+    let (Some(idx_url), Some(pack_url)) = (upload(&idx), upload(&pack)) else {
+        return;
+    };
+    let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
+    let local = git_idx_output(&path(&idx), &path(&pack));
+    let remote = git_idx_output(&idx_url, &pack_url);
+    assert_eq!(remote, local);
+    assert!(local.lines().count() >= 15, "{local}");
 }

@@ -11,6 +11,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
+use super::input::render;
+use super::object::upload;
 use super::support::{TempDir, caches, file_caches, require_tool, run};
 use header::{HEADER_LEN, Header, HeaderError, PageCountSource, TextEncoding};
 
@@ -296,5 +298,24 @@ fn sqlite_any_flipped_header_byte_is_no_panic() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn sqlite_header_prints_the_same_for_an_object_url() {
+    let Some(shell) = require_tool("sqlite3") else {
+        return;
+    };
+    let dir = TempDir::new("sqlite-url");
+    // The example's cache: one page is enough for the header.
+    let one_page = |input| PageCache::with_geometry(input, 4096, 1);
+    for db in make_databases(&shell, &dir) {
+        let Some(url) = upload(&db) else {
+            return;
+        };
+        let local = render(db.to_str().expect("UTF-8 path"), one_page, Header::read).unwrap();
+        let remote = render(&url, one_page, Header::read).unwrap();
+        assert_eq!(remote, local, "{url}");
+        assert!(local.contains("page size:"), "{local}");
     }
 }

@@ -70,7 +70,7 @@ impl Drop for TempDir {
 }
 
 /// Whether this is a CI run, where an absent tool is a failure.
-fn on_ci() -> bool {
+pub(crate) fn on_ci() -> bool {
     env::var("CI").is_ok_and(|value| {
         !value.is_empty() && value != "0" && !value.eq_ignore_ascii_case("false")
     })
