@@ -23,41 +23,57 @@ use crate::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
 /// The setters work on a stack copy of at most this many input bytes.
 const SINK_CAPACITY: usize = 64;
 
-/// Calls `check` with the positions worth trying for `data`: the first few,
-/// every one near the end (`len - 17 ..= len + 1`, which covers
-/// `size - width` and `size - width + 1` for every width), some read from
-/// the input, and positions near `u64::MAX` where `pos + width` overflows.
+/// At most this many fixed-size chunks of an input are read as values
+/// (bounds triples, words to encode), so that a long input costs no more
+/// than a short one.
+const MAX_CHUNKS: usize = 16;
+
+/// Varints are decoded from this many first start positions of an input,
+/// and from the last [`MAX_VARINT_LEN`] + 2 (where they run into the end).
+/// A varint is at most 10 bytes long, so a start in the middle of a long
+/// input finds nothing the first ones do not; decoding at every start made
+/// a long input hundreds of times the work of a short one.
+const VARINT_HEAD_STARTS: usize = 16;
+
+/// The start positions [`check_decoder`] tries in `len` bytes.
+fn varint_starts(len: usize) -> impl Iterator<Item = usize> {
+    let tail = len
+        .saturating_sub(MAX_VARINT_LEN + 2)
+        .max(VARINT_HEAD_STARTS);
+    (0..VARINT_HEAD_STARTS.min(len + 1)).chain(tail..=len)
+}
+
+/// The positions worth trying for a `width`-byte access to `len` bytes:
+/// the start, the last that fits (`len - width`) and the first that does
+/// not, `u64::MAX - width` (out of bounds, `pos + width` still fits in a
+/// `u64`) and `u64::MAX - width + 1` (where `pos + width` overflows), and
+/// two that the input picks (`chosen`, and `chosen` folded into `0..=len+1`).
 ///
-/// A getter does not care where in the middle it reads, so rather than try
-/// every position (which made each run slow), the fuzzer varies the input's
-/// contents and length, and the input picks a few positions itself.
-fn for_each_position(data: &[u8], mut check: impl FnMut(u64)) {
-    let len = data.len() as u64;
-    for pos in 0..=len.min(3) {
-        check(pos);
-    }
-    for pos in len.saturating_sub(17).max(4)..=len + 1 {
-        check(pos);
-    }
+/// A getter does not care where in the middle it reads, and every width
+/// has its own edges; trying each width at its own few positions, rather
+/// than every width at every position near the end, keeps each input
+/// cheap (about 4x more inputs per second) while the fuzzer varies the
+/// input's length and the positions it picks.
+fn positions(len: usize, width: usize, chosen: u64) -> [u64; 7] {
+    let (len, width) = (len as u64, width as u64);
+    [
+        0,
+        len.saturating_sub(width),
+        len.saturating_sub(width) + 1,
+        u64::MAX - width,
+        u64::MAX - width.saturating_sub(1),
+        chosen,
+        chosen % (len + 2),
+    ]
+}
+
+/// The position the input picks: its first eight bytes, little-endian.
+fn chosen_position(data: &[u8]) -> u64 {
     let mut head = [0u8; 8];
     for (slot, byte) in head.iter_mut().zip(data) {
         *slot = *byte;
     }
-    let chosen = u64::from_le_bytes(head);
-    let far = [
-        chosen,
-        chosen.swap_bytes(),
-        chosen % (len + 1),
-        u64::MAX,
-        u64::MAX - 1,
-        u64::MAX - 15,
-        1 << 63,
-        u64::from(u32::MAX) + 1,
-        usize::MAX as u64,
-    ];
-    for pos in far {
-        check(pos);
-    }
+    u64::from_le_bytes(head)
 }
 
 /// The `W` bytes at `pos` of `data`, or `None` when they are not all there.
@@ -87,33 +103,32 @@ fn assert_read<T: PartialEq + Debug>(
     assert_eq!(got, expected, "{what} at {pos} of a {size}-byte source");
 }
 
-/// Runs every getter at `pos` of `src`, whose bytes are `data`.
-fn check_getters_at<S: ByteSource<Error = OutOfBounds> + ?Sized>(src: &S, data: &[u8], pos: u64) {
+/// Runs every getter on `src`, whose bytes are `data`, at the positions
+/// [`positions`] gives for its width.
+fn check_getters<S: ByteSource<Error = OutOfBounds> + ?Sized>(src: &S, data: &[u8], chosen: u64) {
     let size = data.len();
-    assert_read(
-        "get_u8",
-        src.get_u8(pos),
-        window::<1>(data, pos).map(|b| b[0]),
-        pos,
-        1,
-        size,
-    );
-    assert_read(
-        "get_i8",
-        src.get_i8(pos),
-        window::<1>(data, pos).map(i8::from_le_bytes),
-        pos,
-        1,
-        size,
-    );
+    for pos in positions(size, 1, chosen) {
+        let byte = window::<1>(data, pos).map(|b| b[0]);
+        assert_read("get_u8", src.get_u8(pos), byte, pos, 1, size);
+        assert_read(
+            "get_i8",
+            src.get_i8(pos),
+            byte.map(|b| b as i8),
+            pos,
+            1,
+            size,
+        );
+    }
     macro_rules! check_widths {
         ($($ty:ident: $le:ident, $be:ident, $ne:ident;)*) => {$(
             {
                 const W: usize = size_of::<$ty>();
-                let bytes = window::<W>(data, pos);
-                assert_read(stringify!($le), src.$le(pos), bytes.map($ty::from_le_bytes), pos, W, size);
-                assert_read(stringify!($be), src.$be(pos), bytes.map($ty::from_be_bytes), pos, W, size);
-                assert_read(stringify!($ne), src.$ne(pos), bytes.map($ty::from_ne_bytes), pos, W, size);
+                for pos in positions(size, W, chosen) {
+                    let bytes = window::<W>(data, pos);
+                    assert_read(stringify!($le), src.$le(pos), bytes.map($ty::from_le_bytes), pos, W, size);
+                    assert_read(stringify!($be), src.$be(pos), bytes.map($ty::from_be_bytes), pos, W, size);
+                    assert_read(stringify!($ne), src.$ne(pos), bytes.map($ty::from_ne_bytes), pos, W, size);
+                }
             }
         )*};
     }
@@ -127,47 +142,34 @@ fn check_getters_at<S: ByteSource<Error = OutOfBounds> + ?Sized>(src: &S, data: 
         u128: get_u128_le, get_u128_be, get_u128_ne;
         i128: get_i128_le, get_i128_be, get_i128_ne;
     }
-    assert_read(
-        "get_array::<0>",
-        src.get_array::<0>(pos),
-        window::<0>(data, pos),
-        pos,
-        0,
-        size,
-    );
-    assert_read(
-        "get_array::<3>",
-        src.get_array::<3>(pos),
-        window::<3>(data, pos),
-        pos,
-        3,
-        size,
-    );
-    assert_read(
-        "get_array::<33>",
-        src.get_array::<33>(pos),
-        window::<33>(data, pos),
-        pos,
-        33,
-        size,
-    );
+    macro_rules! check_arrays {
+        ($($n:literal),*) => {$(
+            for pos in positions(size, $n, chosen) {
+                let what = concat!("get_array::<", $n, ">");
+                assert_read(what, src.get_array::<$n>(pos), window::<$n>(data, pos), pos, $n, size);
+            }
+        )*};
+    }
+    check_arrays!(0, 3, 33);
 
     // Byte ranges of several lengths into a caller buffer.
     let mut buf = [0u8; 64];
     for len in [0, 1, 7, 64] {
-        let out = &mut buf[..len];
-        let got = src.read_bytes_at(pos, out).map(|()| &*out);
-        let expected = usize::try_from(pos)
-            .ok()
-            .and_then(|start| data.get(start..start.checked_add(len)?));
-        assert_read("read_bytes_at", got, expected, pos, len, size);
+        for pos in positions(size, len, chosen) {
+            let out = &mut buf[..len];
+            let got = src.read_bytes_at(pos, out).map(|()| &*out);
+            let expected = usize::try_from(pos)
+                .ok()
+                .and_then(|start| data.get(start..start.checked_add(len)?));
+            assert_read("read_bytes_at", got, expected, pos, len, size);
+        }
     }
 }
 
-/// Checks [`OutOfBounds::check`] against wide arithmetic for every 24-byte
-/// chunk of `data` read as `(pos, len, size)`.
+/// Checks [`OutOfBounds::check`] against wide arithmetic for the first 16
+/// 24-byte chunks of `data`, each read as `(pos, len, size)`.
 fn check_bounds(data: &[u8]) {
-    for chunk in data.chunks_exact(24) {
+    for chunk in data.chunks_exact(24).take(MAX_CHUNKS) {
         let word = |i: usize| {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(&chunk[i * 8..i * 8 + 8]);
@@ -188,11 +190,12 @@ fn check_bounds(data: &[u8]) {
     }
 }
 
-/// Checks every getter (all widths, all byte orders, arrays and byte ranges)
-/// at many positions of `data`, through a slice, a trait object and an
-/// array, against `from_le_bytes`/`from_be_bytes`/
-/// `from_ne_bytes` on the slice, or the exact [`OutOfBounds`] error when
-/// out of range. Also checks [`OutOfBounds::check`] itself.
+/// Checks every getter (all widths, all byte orders, arrays and byte
+/// ranges) at the positions that matter for its width, of `data`, through
+/// a slice, a trait object and an array, against `from_le_bytes`/
+/// `from_be_bytes`/`from_ne_bytes` on the slice, or the exact
+/// [`OutOfBounds`] error when out of range. Also checks
+/// [`OutOfBounds::check`] itself.
 ///
 /// # Panics
 /// When any getter disagrees with the model: that is a bug to report.
@@ -202,15 +205,12 @@ fn check_bounds(data: &[u8]) {
 /// bincodec::fuzz::getters(&[0xff; 40]);
 /// ```
 pub fn getters(data: &[u8]) {
-    for_each_position(data, |pos| check_getters_at(data, data, pos));
-    // Through a trait object the getters are the same code; one position
-    // shows the dispatch works.
+    let chosen = chosen_position(data);
+    check_getters(data, data, chosen);
     let as_dyn: &dyn ByteSource<Error = OutOfBounds> = &data;
-    check_getters_at(as_dyn, data, 0);
+    check_getters(as_dyn, data, chosen.rotate_left(17));
     if let Some(prefix) = window::<8>(data, 0) {
-        for pos in (0..=9).chain([u64::MAX]) {
-            check_getters_at(&prefix, &prefix, pos);
-        }
+        check_getters(&prefix, &prefix, chosen.swap_bytes());
     }
     check_bounds(data);
 }
@@ -265,16 +265,20 @@ fn assert_written(
     }
 }
 
-/// Runs every setter at `pos` of `sink` (holding `before`), writing values
-/// made from `pattern`, and restores `sink` after each.
-fn check_setters_at(sink: &mut [u8], before: &[u8], pos: u64, pattern: [u8; 16]) {
+/// Runs every setter on `sink` (holding `before`) at the positions
+/// [`positions`] gives for its width, writing values made from `pattern`,
+/// and restores `sink` after each.
+fn check_setters(sink: &mut [u8], before: &[u8], chosen: u64, pattern: [u8; 16]) {
+    let size = before.len();
     let [first, ..] = pattern;
-    let result = sink.set_u8(pos, first);
-    assert_written("set_u8", result, sink, before, pos, &[first]);
-    sink.copy_from_slice(before);
-    let result = sink.set_i8(pos, first as i8);
-    assert_written("set_i8", result, sink, before, pos, &[first]);
-    sink.copy_from_slice(before);
+    for pos in positions(size, 1, chosen) {
+        let result = sink.set_u8(pos, first);
+        assert_written("set_u8", result, sink, before, pos, &[first]);
+        sink.copy_from_slice(before);
+        let result = sink.set_i8(pos, first as i8);
+        assert_written("set_i8", result, sink, before, pos, &[first]);
+        sink.copy_from_slice(before);
+    }
 
     macro_rules! check_widths {
         ($($ty:ident: $le:ident, $be:ident, $ne:ident;)*) => {$(
@@ -283,15 +287,17 @@ fn check_setters_at(sink: &mut [u8], before: &[u8], pos: u64, pattern: [u8; 16])
                 let mut bytes = [0u8; W];
                 bytes.copy_from_slice(&pattern[..W]);
                 let value = $ty::from_le_bytes(bytes);
-                let result = sink.$le(pos, value);
-                assert_written(stringify!($le), result, sink, before, pos, &value.to_le_bytes());
-                sink.copy_from_slice(before);
-                let result = sink.$be(pos, value);
-                assert_written(stringify!($be), result, sink, before, pos, &value.to_be_bytes());
-                sink.copy_from_slice(before);
-                let result = sink.$ne(pos, value);
-                assert_written(stringify!($ne), result, sink, before, pos, &value.to_ne_bytes());
-                sink.copy_from_slice(before);
+                for pos in positions(size, W, chosen) {
+                    let result = sink.$le(pos, value);
+                    assert_written(stringify!($le), result, sink, before, pos, &value.to_le_bytes());
+                    sink.copy_from_slice(before);
+                    let result = sink.$be(pos, value);
+                    assert_written(stringify!($be), result, sink, before, pos, &value.to_be_bytes());
+                    sink.copy_from_slice(before);
+                    let result = sink.$ne(pos, value);
+                    assert_written(stringify!($ne), result, sink, before, pos, &value.to_ne_bytes());
+                    sink.copy_from_slice(before);
+                }
             }
         )*};
     }
@@ -307,13 +313,25 @@ fn check_setters_at(sink: &mut [u8], before: &[u8], pos: u64, pattern: [u8; 16])
     }
 
     let range = &pattern[..pattern.len().min(usize::from(first % 17))];
-    let result = sink.write_bytes_at(pos, range);
-    assert_written("write_bytes_at", result, sink, before, pos, range);
-    sink.copy_from_slice(before);
+    for pos in positions(size, range.len(), chosen) {
+        let result = sink.write_bytes_at(pos, range);
+        assert_written("write_bytes_at", result, sink, before, pos, range);
+        sink.copy_from_slice(before);
+    }
+
+    // A trait object cannot be viewed as bytes, so one setter through it is
+    // checked by looking at the sink behind it.
+    for pos in positions(size, 4, chosen.rotate_left(17)) {
+        let mut sink_ref: &mut [u8] = sink;
+        let as_dyn: &mut dyn ByteSink<Error = OutOfBounds> = &mut sink_ref;
+        let result = as_dyn.set_u32_be(pos, 0x0102_0304);
+        assert_written("dyn set_u32_be", result, sink, before, pos, &[1, 2, 3, 4]);
+        sink.copy_from_slice(before);
+    }
 }
 
-/// Checks every setter (all widths, all byte orders, byte ranges) at many
-/// positions of a copy of `data` (its first 64 bytes), through a slice
+/// Checks every setter (all widths, all byte orders, byte ranges) at the
+/// positions that matter for its width, of a copy of `data` (its first 64 bytes), through a slice
 /// and a trait object: each writes exactly `to_le_bytes`/
 /// `to_be_bytes`/`to_ne_bytes` of the value and touches nothing else, or
 /// returns the exact [`OutOfBounds`] error and writes nothing.
@@ -338,17 +356,53 @@ pub fn setters(data: &[u8]) {
         *slot = *byte;
     }
 
-    for_each_position(before, |pos| {
-        check_setters_at(sink, before, pos, pattern);
-        // A trait object cannot be viewed as bytes, so one setter through it
-        // is checked by looking at the sink behind it.
-        let mut sink_ref: &mut [u8] = sink;
-        let as_dyn: &mut dyn ByteSink<Error = OutOfBounds> = &mut sink_ref;
-        let result = as_dyn.set_u32_be(pos, 0x0102_0304);
-        assert_written("dyn set_u32_be", result, sink, before, pos, &[1, 2, 3, 4]);
-        sink.copy_from_slice(before);
-        pattern.rotate_left(1);
-    });
+    check_setters(sink, before, chosen_position(data), pattern);
+    // The same setters at other positions, with other values.
+    pattern.rotate_left(5);
+    check_setters(sink, before, chosen_position(data).swap_bytes(), pattern);
+}
+
+/// The `bincodec_getters` fuzz target: the input's first byte picks one of
+/// four checks, run on the rest: the getters through a slice (with
+/// [`OutOfBounds::check`]), through a trait object, or through an 8-byte
+/// array, or the setters.
+///
+/// One check per input rather than all four keeps each input cheap, so the
+/// fuzzer tries about four times as many; coverage guidance keeps inputs
+/// for every choice.
+///
+/// # Panics
+/// When the chosen check finds a disagreement: that is a bug to report.
+///
+/// ```
+/// for choice in 0..4 {
+///     bincodec::fuzz::getters_or_setters(&[choice, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+/// }
+/// bincodec::fuzz::getters_or_setters(&[]);
+/// ```
+pub fn getters_or_setters(data: &[u8]) {
+    let Some((&choice, data)) = data.split_first() else {
+        return;
+    };
+    let chosen = chosen_position(data);
+    match choice % 4 {
+        0 => {
+            check_getters(data, data, chosen);
+            check_bounds(data);
+        }
+        1 => {
+            let as_dyn: &dyn ByteSource<Error = OutOfBounds> = &data;
+            check_getters(as_dyn, data, chosen);
+        }
+        2 => {
+            let mut prefix = [0u8; 8];
+            for (slot, byte) in prefix.iter_mut().zip(data) {
+                *slot = *byte;
+            }
+            check_getters(&prefix, &prefix, chosen);
+        }
+        _ => setters(data),
+    }
 }
 
 /// One varint kind as the checks see it: its decoders, an independent model
@@ -511,13 +565,13 @@ impl ByteSource for AtEndOfPositions<'_> {
     }
 }
 
-/// The checks every varint decoder gets, at every start position in `data`:
+/// The checks every varint decoder gets, at the [`varint_starts`] of `data`:
 /// agreement with its model; its `ByteSource` form agreeing with its slice
 /// form (also where the varint runs into the end of the `u64` positions);
 /// and the canonical re-encoding decoding to the same value in no more
 /// bytes (the very same bytes when it is as long).
 fn check_decoder<C: Codec>(data: &[u8]) {
-    for start in 0..=data.len() {
+    for start in varint_starts(data.len()) {
         let tail = &data[start..];
         let decoded = C::decode(tail);
         assert_eq!(
@@ -576,19 +630,20 @@ fn check_decoder<C: Codec>(data: &[u8]) {
     );
 }
 
-/// The 8-byte words of `data`, read little-endian, as values to encode.
+/// The first [`MAX_CHUNKS`] 8-byte words of `data`, read little-endian, as
+/// values to encode.
 fn words(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    data.chunks_exact(8).map(|chunk| {
+    data.chunks_exact(8).take(MAX_CHUNKS).map(|chunk| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
         u64::from_le_bytes(bytes)
     })
 }
 
-/// Checks [`decode_uleb128`] and [`decode_uleb128_at`] at every start
-/// position of `data` against a 128-bit model, and that the canonical
-/// re-encoding decodes to the same value; and that every 8-byte word of
-/// `data` round-trips through [`encode_uleb128`] in the fewest bytes.
+/// Checks [`decode_uleb128`] and [`decode_uleb128_at`] at the first 16
+/// start positions of `data` and the last 12 against a 128-bit model, and
+/// that the canonical re-encoding decodes to the same value; and that the
+/// first 16 8-byte words of `data` round-trip through [`encode_uleb128`] in the fewest bytes.
 ///
 /// # Panics
 /// When decoder, model and encoder disagree: that is a bug to report.
@@ -607,7 +662,7 @@ pub fn uleb128(data: &[u8]) {
 }
 
 /// Checks [`decode_sleb128`] and [`decode_sleb128_at`] like [`uleb128`]
-/// checks the unsigned decoder, and round-trips every 8-byte word of `data`
+/// checks the unsigned decoder, and round-trips the first 16 8-byte words of `data`
 /// through [`encode_sleb128`] in the fewest bytes.
 ///
 /// # Panics
@@ -631,7 +686,7 @@ pub fn sleb128(data: &[u8]) {
 /// Checks [`decode_git_offset`] and [`decode_git_offset_at`] like
 /// [`uleb128`] checks the LEB128 decoder; git's encoding has one form per
 /// value, so every decoded input must re-encode to exactly its own bytes.
-/// Round-trips every 8-byte word of `data` through [`encode_git_offset`].
+/// Round-trips the first 16 8-byte words of `data` through [`encode_git_offset`].
 ///
 /// # Panics
 /// When decoder, model and encoder disagree: that is a bug to report.
@@ -641,7 +696,7 @@ pub fn sleb128(data: &[u8]) {
 /// ```
 pub fn git_offset(data: &[u8]) {
     check_decoder::<GitOffset>(data);
-    for start in 0..data.len() {
+    for start in varint_starts(data.len()).filter(|&start| start < data.len()) {
         let tail = &data[start..];
         if let Ok((value, len)) = decode_git_offset(tail) {
             let encoded = encode_git_offset(value);
@@ -651,6 +706,30 @@ pub fn git_offset(data: &[u8]) {
     for value in words(data) {
         let encoded = encode_git_offset(value);
         assert_eq!(decode_git_offset(&encoded), Ok((value, encoded.len())));
+    }
+}
+
+/// The `bincodec_varint` fuzz target: the input's first byte picks
+/// [`uleb128`], [`sleb128`] or [`git_offset`], run on the rest (one per
+/// input keeps each input cheap; see [`getters_or_setters`]).
+///
+/// # Panics
+/// When the chosen check finds a disagreement.
+///
+/// ```
+/// for choice in 0..3 {
+///     bincodec::fuzz::one_varint(&[choice, 0xff, 0x80, 0x01]);
+/// }
+/// bincodec::fuzz::one_varint(&[]);
+/// ```
+pub fn one_varint(data: &[u8]) {
+    let Some((&choice, data)) = data.split_first() else {
+        return;
+    };
+    match choice % 3 {
+        0 => uleb128(data),
+        1 => sleb128(data),
+        _ => git_offset(data),
     }
 }
 

@@ -49,6 +49,16 @@ proptest! {
     }
 
     #[test]
+    fn the_getters_target_agrees_whichever_check_the_input_picks(data in proptest::collection::vec(any::<u8>(), 0..80)) {
+        fuzz::getters_or_setters(&data);
+    }
+
+    #[test]
+    fn the_varint_target_agrees_whichever_codec_the_input_picks(data in varint_like_bytes()) {
+        fuzz::one_varint(&data);
+    }
+
+    #[test]
     fn varints_agree_with_models_on_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..40)) {
         fuzz::varints(&data);
     }

@@ -91,6 +91,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Giving space back
+//!
+//! [`punch_hole`] frees the file-system blocks inside a byte range of a file
+//! (`fallocate(PUNCH_HOLE | KEEP_SIZE)`), so a cache can return freed space
+//! without rewriting the file; on other devices, or file systems that
+//! cannot, it does nothing and says so (0 bytes punched).
+//!
 //! # Fault injection
 //!
 //! [`FaultyDevice`] wraps a device and, as told at run time through `&self`,

@@ -238,13 +238,16 @@ impl At {
 
 /// Devices stay below this many bytes (see [`Setup::device_len`]).
 const MAX_DEVICE_LEN: u32 = 5000;
+/// Devices stay below this many pages (see [`Setup::device_len`]).
+const MAX_DEVICE_PAGES: u32 = 64;
 
 /// The shape of the cache and the initial device length.
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setup {
-    /// Initial device length is `device_len % 5000` bytes (filled with a
-    /// fixed pattern); small devices keep each fuzz run fast.
+    /// Initial device length is `device_len` modulo the smaller of 5000
+    /// bytes and 64 pages (filled with a fixed pattern); small devices keep
+    /// each fuzz run fast.
     pub device_len: u16,
     /// Page size is `1 << (page_shift % 13)`: 1 to 4096 bytes.
     pub page_shift: u8,
@@ -268,8 +271,15 @@ impl Setup {
             .max_batch_pages(1 << batch_bits)
     }
 
+    /// Devices of this setup stay below this many bytes: 5000, and at most
+    /// 64 pages, so that every input (which ends reading the whole device)
+    /// costs a bounded number of page misses.
+    fn max_device_len(&self) -> u32 {
+        MAX_DEVICE_LEN.min(MAX_DEVICE_PAGES << (self.page_shift % 13))
+    }
+
     fn initial_bytes(&self) -> Vec<u8> {
-        (0..u32::from(self.device_len) % MAX_DEVICE_LEN)
+        (0..u32::from(self.device_len) % self.max_device_len())
             .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
             .collect()
     }
@@ -344,7 +354,7 @@ pub enum ReadOp {
     },
     /// Cuts or zero-extends the device, then invalidates from the new end.
     SetLen {
-        /// New length (modulo 5000).
+        /// New length, modulo the setup's bound (5000 bytes, 64 pages).
         len: u16,
     },
     /// `invalidate` without changing the device.
@@ -448,6 +458,8 @@ struct ReadRig {
     cache: PageCache<Arc<FaultyDevice<MemDevice>>>,
     model: Vec<u8>,
     builder: Builder,
+    /// Bound of the device length (see `Setup::max_device_len`).
+    max_device_len: u32,
     /// The cache `Syscalls` checks against, once one needed it.
     cold: Option<PageCache<Arc<FaultyDevice<MemDevice>>>>,
 }
@@ -639,7 +651,7 @@ impl ReadRig {
                     .map_err(|e| format!("invalidate: {e}"))
             }
             ReadOp::SetLen { len } => {
-                let len = u64::from(*len) % u64::from(MAX_DEVICE_LEN);
+                let len = u64::from(*len) % u64::from(self.max_device_len);
                 self.mem.set_len(len).map_err(|e| format!("set_len: {e}"))?;
                 self.model.resize(len as usize, 0);
                 let from = len.min(size);
@@ -754,6 +766,7 @@ pub fn read_ops(input: &ReadInput) -> Result<(), Mismatch> {
         cache,
         model,
         builder,
+        max_device_len: input.setup.max_device_len(),
         cold: None,
     };
     run_steps(&input.ops, |op| {

@@ -279,3 +279,70 @@ fn pressure_op() -> impl proptest::strategy::Strategy<Value = spillcache::fuzz::
         Just(PressureOp::Defrag),
     ]
 }
+
+/// While defragmentations compact in place (no room for a second copy),
+/// reader threads see every value that stays, exactly, at every moment.
+#[test]
+fn values_stay_readable_and_exact_while_compacted_in_place() {
+    const N: u8 = 24;
+    const LEN: usize = 10_000;
+    let disk = LimitedDisk::new(u64::MAX);
+    let factory_disk = disk.clone();
+    let cache = std::sync::Arc::new(
+        Builder::with_file_factory(move || Ok(factory_disk.file()))
+            .defrag_factor(1.0)
+            .retry_backoff(Duration::from_micros(100), Duration::from_millis(5))
+            .build()
+            .unwrap(),
+    );
+    for i in 0..N {
+        cache.add(&[i], &value(usize::from(i), LEN)).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    // Room for the file as it is, not for a copy of the half that stays.
+    disk.set_capacity(disk.used() + 4 * LEN as u64);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let cache = std::sync::Arc::clone(&cache);
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in (1..N).step_by(2) {
+                        assert!(cache.get_into(&[i], &mut buf).unwrap(), "key {i} missing");
+                        assert!(
+                            buf == value(usize::from(i), LEN),
+                            "key {i} read wrong bytes"
+                        );
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..10 {
+        for i in (0..N).step_by(2) {
+            cache.remove(&[i]);
+        }
+        match cache.defrag(WAIT) {
+            Ok(true) | Err(Error::DefragFailed(_)) => {}
+            other => panic!("round {round}: defrag {other:?}"),
+        }
+        for i in (0..N).step_by(2) {
+            cache
+                .add(&[i], &value(usize::from(i) + round, LEN))
+                .unwrap();
+        }
+        common::wait_through_errors(&*cache);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let stats = cache.stats();
+    eprintln!("{reads} reads during {stats:?}");
+    assert!(stats.compactions >= 1, "compacted in place: {stats:?}");
+    assert_eq!(stats.corrupt_reads, 0);
+    cache.check_invariants().unwrap();
+}
