@@ -44,7 +44,7 @@ impl WriteAt for File {
         File::sync_data(self)
     }
 
-    /// One `pwritev` per [`MAX_IOVECS`] buffers, continuing after short
+    /// One `pwritev` per 1024 buffers (`IOV_MAX`), continuing after short
     /// writes and `EINTR`.
     fn write_all_vectored_at(&self, mut pos: u64, bufs: &[&[u8]]) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(MAX_IOVECS));

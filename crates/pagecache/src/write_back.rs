@@ -341,12 +341,13 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
     }
 
     /// Writes the dirty pages overlapping `[off, off + len)` to the device,
-    /// each run of contiguous dirty pages with one write, and keeps them as
-    /// clean cached pages.
+    /// each run of contiguous dirty pages with one vectored write per 1024
+    /// pages straight from the page buffers; the pages become clean (the
+    /// last `capacity` of them stay cached).
     ///
     /// # Errors
-    /// [`Error::Io`] from the first write that fails; its pages and the
-    /// runs after it stay dirty.
+    /// [`Error::Io`] from the first write that fails; the pages of that
+    /// write and the runs after it stay dirty.
     ///
     /// ```
     /// use blockdev::MemDevice;

@@ -120,8 +120,9 @@ fn a_read_of_a_whole_run_sees_one_write_bytes_call_whole() {
 
 #[test]
 fn reads_stay_whole_while_a_small_cache_evicts_and_reloads() {
-    // Fewer frames than pages: commits evict, reads miss and go to the device.
-    let cache = cache(4);
+    // Two frames for four pages: commits evict, reads miss and go to the
+    // device while commits write it.
+    let cache = cache(2);
     let (ones, twos) = (vec![0x11; RUN], vec![0x22; RUN]);
     let (torn, reads) = race(
         |i| {
