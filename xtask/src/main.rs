@@ -26,8 +26,12 @@ pub(crate) type TaskResult = Result<(), Box<dyn Error>>;
 fn main() -> ExitCode {
     let flags = match flags::Xtask::from_env() {
         Ok(flags) => flags,
+        Err(help) if help.is_help() => {
+            println!("{help}");
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
-            eprintln!("{err}");
+            eprintln!("error: {err}\n(`cargo xtask --help` lists the commands)");
             return ExitCode::from(2);
         }
     };
