@@ -237,7 +237,7 @@ fn pressure_scenarios_agree_with_the_model() {
         ],
     ];
     for (i, ops) in scenarios.into_iter().enumerate() {
-        for max_pending in [0, 1, 5000, u16::MAX] {
+        for max_pending in 0..5 {
             run_pressure(&PressureScenario {
                 max_pending,
                 ops: ops.clone(),
