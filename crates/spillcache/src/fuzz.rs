@@ -525,19 +525,24 @@ pub struct LimitedFile {
 }
 
 impl LimitedFile {
-    /// Takes the space to grow to `new_len` from the disk, or says there is none.
-    fn grow_to(&self, new_len: u64) -> std::io::Result<()> {
-        let old_len = blockdev::ReadAt::size(&self.bytes)?;
-        if new_len <= old_len {
-            return Ok(());
-        }
+    /// Runs `change` (which sets the file's size to at most `new_len`, or to
+    /// exactly it) if the disk has room, with the disk's count locked so that
+    /// concurrent changes (the writer's writes, a `clear`'s cut) keep it
+    /// exact.
+    fn resize<T>(
+        &self,
+        new_len: u64,
+        change: impl FnOnce() -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         let mut space = self.disk.space.lock();
-        let used = space.used + (new_len - old_len);
-        if used > space.capacity {
+        let old_len = blockdev::ReadAt::size(&self.bytes)?;
+        if new_len > old_len && space.used + (new_len - old_len) > space.capacity {
             return Err(std::io::Error::from(Errno::NOSPC));
         }
-        space.used = used;
-        Ok(())
+        let result = change();
+        let now_len = blockdev::ReadAt::size(&self.bytes)?;
+        space.used = (space.used + now_len).saturating_sub(old_len);
+        result
     }
 }
 
@@ -561,21 +566,13 @@ impl blockdev::ReadAt for LimitedFile {
 
 impl blockdev::WriteAt for LimitedFile {
     fn write_at(&self, pos: u64, buf: &[u8]) -> std::io::Result<usize> {
-        // One writer per file (the cache's writer thread), so the size
-        // cannot change between the check and the write.
-        self.grow_to(pos.saturating_add(buf.len() as u64))?;
-        self.bytes.write_at(pos, buf)
+        self.resize(pos.saturating_add(buf.len() as u64), || {
+            self.bytes.write_at(pos, buf)
+        })
     }
 
     fn set_len(&self, len: u64) -> std::io::Result<()> {
-        let old_len = blockdev::ReadAt::size(&self.bytes)?;
-        if len > old_len {
-            self.grow_to(len)?;
-        } else {
-            let mut space = self.disk.space.lock();
-            space.used = space.used.saturating_sub(old_len - len);
-        }
-        self.bytes.set_len(len)
+        self.resize(len, || self.bytes.set_len(len))
     }
 
     fn sync_data(&self) -> std::io::Result<()> {
