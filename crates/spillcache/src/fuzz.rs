@@ -525,19 +525,24 @@ pub struct LimitedFile {
 }
 
 impl LimitedFile {
-    /// Takes the space to grow to `new_len` from the disk, or says there is none.
-    fn grow_to(&self, new_len: u64) -> std::io::Result<()> {
-        let old_len = blockdev::ReadAt::size(&self.bytes)?;
-        if new_len <= old_len {
-            return Ok(());
-        }
+    /// Runs `change` (which sets the file's size to at most `new_len`, or to
+    /// exactly it) if the disk has room, with the disk's count locked so that
+    /// concurrent changes (the writer's writes, a `clear`'s cut) keep it
+    /// exact.
+    fn resize<T>(
+        &self,
+        new_len: u64,
+        change: impl FnOnce() -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         let mut space = self.disk.space.lock();
-        let used = space.used + (new_len - old_len);
-        if used > space.capacity {
+        let old_len = blockdev::ReadAt::size(&self.bytes)?;
+        if new_len > old_len && space.used + (new_len - old_len) > space.capacity {
             return Err(std::io::Error::from(Errno::NOSPC));
         }
-        space.used = used;
-        Ok(())
+        let result = change();
+        let now_len = blockdev::ReadAt::size(&self.bytes)?;
+        space.used = (space.used + now_len).saturating_sub(old_len);
+        result
     }
 }
 
@@ -561,21 +566,13 @@ impl blockdev::ReadAt for LimitedFile {
 
 impl blockdev::WriteAt for LimitedFile {
     fn write_at(&self, pos: u64, buf: &[u8]) -> std::io::Result<usize> {
-        // One writer per file (the cache's writer thread), so the size
-        // cannot change between the check and the write.
-        self.grow_to(pos.saturating_add(buf.len() as u64))?;
-        self.bytes.write_at(pos, buf)
+        self.resize(pos.saturating_add(buf.len() as u64), || {
+            self.bytes.write_at(pos, buf)
+        })
     }
 
     fn set_len(&self, len: u64) -> std::io::Result<()> {
-        let old_len = blockdev::ReadAt::size(&self.bytes)?;
-        if len > old_len {
-            self.grow_to(len)?;
-        } else {
-            let mut space = self.disk.space.lock();
-            space.used = space.used.saturating_sub(old_len - len);
-        }
-        self.bytes.set_len(len)
+        self.resize(len, || self.bytes.set_len(len))
     }
 
     fn sync_data(&self) -> std::io::Result<()> {
@@ -592,7 +589,7 @@ impl blockdev::WriteAt for LimitedFile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum PressureOp {
-    /// `add_timeout` (1 ms) a value of `len` bytes; a `Full` answer means
+    /// `add_timeout` (0.1 ms) a value of `len` bytes; a `Full` answer means
     /// it was not stored.
     Add {
         /// Key byte (taken modulo [`KEY_SPACE`]).
@@ -646,17 +643,33 @@ pub enum PressureOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct PressureScenario {
-    /// [`Builder::max_pending_bytes`].
+    /// Picks [`Builder::max_pending_bytes`] by its value modulo 5: 0, 1,
+    /// 3000, 10 000 or 65 535 bytes.
     pub max_pending: u16,
-    /// The ops, in order.
+    /// The ops, in order (the first [`MAX_OPS`] of them).
     pub ops: Vec<PressureOp>,
+}
+
+/// The bounds on waiting bytes a pressure scenario picks from (by
+/// `max_pending` modulo their number), so that a few reused caches serve
+/// every input.
+const PRESSURE_BOUNDS: [u64; 5] = [0, 1, 3000, 10_000, 65_535];
+
+/// A cache over a [`LimitedDisk`], with the disk.
+type PressureCache = (Arc<SpillCache<LimitedFile>>, LimitedDisk);
+
+thread_local! {
+    /// One pressure cache per bound, reused by every run on this thread.
+    static PRESSURE_CACHES: std::cell::RefCell<HashMap<u64, PressureCache>> =
+        std::cell::RefCell::new(HashMap::new());
 }
 
 /// Longest value a pressure scenario adds: keeps inputs cheap.
 const PRESSURE_MAX_LEN: u16 = 8192;
 
 /// Runs `scenario` against a cache over a disk that runs out of space and
-/// gets it back, and a `HashMap` model. After every op: every key reads as
+/// gets it back, and a `HashMap` model (each thread reuses one cache per
+/// bound, cleared). After every op: every key reads as
 /// the model says, the bytes waiting to be written stay within the bound
 /// (or are one value), and the invariants hold. At the end, with space
 /// back, everything is written, and a defrag packs the file.
@@ -679,17 +692,34 @@ const PRESSURE_MAX_LEN: u16 = 8192;
 /// # Ok::<(), String>(())
 /// ```
 pub fn run_pressure(scenario: &PressureScenario) -> Result<(), String> {
-    let disk = LimitedDisk::new(u64::MAX);
-    let factory_disk = disk.clone();
-    let limit = u64::from(scenario.max_pending);
-    let cache = Builder::with_file_factory(move || Ok(factory_disk.file()))
-        .max_pending_bytes(limit)
-        .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
-        .build()
-        .map_err(|e| format!("build: {e}"))?;
+    let limit = PRESSURE_BOUNDS[usize::from(scenario.max_pending) % PRESSURE_BOUNDS.len()];
+    let (cache, disk) = PRESSURE_CACHES.with(|caches| -> Result<_, String> {
+        let mut caches = caches.borrow_mut();
+        if let Some(reused) = caches.get(&limit) {
+            return Ok(reused.clone());
+        }
+        let disk = LimitedDisk::new(u64::MAX);
+        let factory_disk = disk.clone();
+        let cache = Builder::with_file_factory(move || Ok(factory_disk.file()))
+            .max_pending_bytes(limit)
+            .retry_backoff(Duration::from_micros(50), Duration::from_millis(1))
+            .build()
+            .map_err(|e| format!("build: {e}"))?;
+        let made = (Arc::new(cache), disk);
+        caches.insert(limit, made.clone());
+        Ok(made)
+    })?;
+    // A reused cache starts empty, on a disk with room.
+    disk.set_capacity(u64::MAX);
+    if !cache.is_empty() || cache.size_on_disk() != 0 {
+        cache
+            .clear()
+            .map_err(|e| format!("clear before the run: {e}"))?;
+    }
+    let cache = &*cache;
     let mut model: HashMap<u8, Expected> = HashMap::new();
-    for (serial, op) in scenario.ops.iter().enumerate() {
-        apply_pressure(&cache, &disk, &mut model, op, serial as u64)
+    for (serial, op) in scenario.ops.iter().take(MAX_OPS).enumerate() {
+        apply_pressure(cache, &disk, &mut model, op, serial as u64)
             .map_err(|e| format!("op {serial} {op:?}: {e}"))?;
         let pending = cache.pending_bytes();
         let largest = model
@@ -702,10 +732,10 @@ pub fn run_pressure(scenario: &PressureScenario) -> Result<(), String> {
                 "after op {serial} {op:?}: {pending} bytes wait, bound {limit}"
             ));
         }
-        check(&cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
+        check(cache, &model).map_err(|e| format!("after op {serial} {op:?}: {e}"))?;
     }
     disk.set_capacity(u64::MAX);
-    wait_all(&cache)?;
+    wait_all(cache)?;
     match cache.defrag(STEP_TIMEOUT) {
         Ok(true) => {}
         other => return Err(format!("final defrag: {other:?}")),
@@ -717,7 +747,7 @@ pub fn run_pressure(scenario: &PressureScenario) -> Result<(), String> {
             cache.size_on_disk()
         ));
     }
-    check(&cache, &model)
+    check(cache, &model)
 }
 
 fn apply_pressure(
@@ -732,7 +762,7 @@ fn apply_pressure(
             let bytes = value(len % (PRESSURE_MAX_LEN + 1), fill, serial);
             let result = match op {
                 PressureOp::Add { .. } => {
-                    cache.add_timeout(&key_bytes(key), &bytes, Duration::from_millis(1))
+                    cache.add_timeout(&key_bytes(key), &bytes, Duration::from_micros(100))
                 }
                 _ => cache.try_add(&key_bytes(key), &bytes),
             };
