@@ -4,7 +4,7 @@
 //! - random 8-byte reads over a 64 MiB object: RAM pages over the
 //!   encrypted disk tier over the object, warm, against one ranged GET per
 //!   read;
-//! - a cold sequential scan of the object in 8 MiB reads through a fresh
+//! - a cold sequential scan of the object in 16 MiB reads through a fresh
 //!   stack (empty RAM cache and tier, so every byte comes from the store
 //!   and is added to the tier), against one GET of the whole object;
 //! - the requests and bytes each costs per MiB read, written as an extra
@@ -36,13 +36,13 @@ const OBJECT_LEN: usize = 64 << 20;
 const PAGE: usize = 4096;
 /// RAM for the whole object, so warm reads never leave it.
 const CAPACITY_PAGES: usize = OBJECT_LEN / PAGE;
-/// One device read fetches up to 8 MiB of missing pages...
-const BATCH_PAGES: usize = 2048;
+/// One device read fetches up to 16 MiB of missing pages...
+const BATCH_PAGES: usize = 4096;
 const SCAN_READ: usize = BATCH_PAGES * PAGE;
 /// ...which the tier keeps as 1 MiB chunks, and the device fetches as four
-/// parallel 2 MiB GETs.
+/// parallel 4 MiB GETs.
 const CHUNK: u64 = 1 << 20;
-const PART: u64 = 2 << 20;
+const PART: u64 = 4 << 20;
 const TIER_BUDGET: u64 = 2 * OBJECT_LEN as u64;
 
 struct Server {
@@ -130,7 +130,7 @@ fn stack(device: &Arc<ObjectDevice>) -> Stack {
         .expect("valid shape")
 }
 
-/// Reads the whole object through `cache` in 8 MiB pieces, in order.
+/// Reads the whole object through `cache` in 16 MiB pieces, in order.
 fn scan(cache: &Stack, out: &mut [u8]) {
     for start in (0..OBJECT_LEN).step_by(SCAN_READ) {
         let piece = &mut out[start..start + SCAN_READ];
@@ -300,7 +300,7 @@ fn write_costs(costs: &[Cost]) {
     let report = format!(
         "### objectdev: requests per MiB read\n\n{table}\nCounted by objectdev's `CountingStore` \
          in one pass of each workload (the warm stack was filled by one scan first). \
-         Stack: 4 KiB pages, batches of 8 MiB, 1 MiB tier chunks, 2 MiB GET parts.\n"
+         Stack: 4 KiB pages, batches of 16 MiB, 1 MiB tier chunks, 4 MiB GET parts.\n"
     );
     std::fs::write(dir.join("objectdev-requests.md"), report).expect("write the extra table");
 }

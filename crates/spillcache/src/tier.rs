@@ -493,15 +493,26 @@ where
     ) -> io::Result<()> {
         let start = first * self.chunk_size;
         let end = ((first + count) * self.chunk_size).min(size);
-        let mut run = vec![0u8; (end - start) as usize];
         self.stats.device_reads.fetch_add(1, Relaxed);
-        self.device.read_exact_at(start, &mut run)?;
+        let inside = start >= pos && end <= pos + buf.len() as u64;
+        let mut scratch = Vec::new();
+        // A run inside the read lands in `buf` directly: no second copy.
+        let run = if inside {
+            let at = (start - pos) as usize;
+            &mut buf[at..at + (end - start) as usize]
+        } else {
+            scratch.resize((end - start) as usize, 0);
+            &mut scratch[..]
+        };
+        self.device.read_exact_at(start, run)?;
         self.stats.chunk_misses.fetch_add(count, Relaxed);
         for (index, bytes) in run.chunks(self.chunk_size as usize).enumerate() {
             // A tier that cannot store a chunk still serves the read.
             let _ = self.insert(first + index as u64, bytes);
         }
-        copy_overlap(start, &run, pos, buf);
+        if !inside {
+            copy_overlap(start, &scratch, pos, buf);
+        }
         Ok(())
     }
 }
