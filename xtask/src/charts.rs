@@ -162,27 +162,36 @@ fn format_fraction(x: f64) -> String {
 }
 
 /// One horizontal bar per row: its ratio divided by its target, on a log2
-/// scale, so that every bar right of the line at 1 meets its target.
+/// scale, so that every bar right of the line at 1 meets its target; a
+/// whisker through it shows the ratio's spread.
 fn draw_ratio_bars(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
-    let bars: Vec<(String, f64, f64)> = rows
+    // Name, ratio, target, and the spread (ratios too).
+    let bars: Vec<(String, f64, f64, (f64, f64))> = rows
         .iter()
-        .filter_map(|row| Some((short(&row.operation, 80), row.ratio()?, row.target)))
+        .filter_map(|row| {
+            let ratio = row.ratio()?;
+            let spread = row.spread().unwrap_or((ratio, ratio));
+            Some((short(&row.operation, 80), ratio, row.target, spread))
+        })
         .collect();
     let count = bars.len();
     let height = 70 + 22 * count as u32;
     let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (label_area, plot_area) = root.split_horizontally(540);
-    // The axis reaches at least 2x either way, and a little past the longest bar.
+    // The axis reaches at least 2x either way, and a little past the longest
+    // bar or whisker.
     let reach = bars
         .iter()
-        .map(|(_, ratio, target)| (ratio / target).log2().abs())
+        .flat_map(|(_, ratio, target, (low, high))| {
+            [ratio, low, high].map(|r| (r / target).log2().abs())
+        })
         .fold(1.0, f64::max)
         .ceil()
         + 0.5;
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(
-            "ratio / target per row (right of 1 = met)",
+            "ratio / target per row (right of 1 = met; whisker = spread)",
             ("sans-serif", 18),
         )
         .margin(10)
@@ -197,29 +206,48 @@ fn draw_ratio_bars(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
         .draw()?;
     // Row `index` (top first) spans y from `count - index - 1` to `count - index`.
     let top = |index: usize| (count - index) as f64;
-    chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, target))| {
-        let color = if ratio >= target {
-            GREEN.mix(0.7)
-        } else {
-            RED.mix(0.7)
-        };
-        let x = (ratio / target).log2();
-        Rectangle::new(
-            [(0.0, top(index) - 0.15), (x, top(index) - 0.85)],
-            color.filled(),
-        )
-    }))?;
-    chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, target))| {
-        let x = (ratio / target).log2();
-        let anchor = if x >= 0.0 { HPos::Left } else { HPos::Right };
-        let gap = if x >= 0.0 { 0.05 } else { -0.05 };
-        let style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(anchor, VPos::Center));
-        Text::new(
-            format!("{ratio:.3}x / {target}x"),
-            (x + gap, top(index) - 0.5),
-            style,
-        )
-    }))?;
+    chart.draw_series(
+        bars.iter()
+            .enumerate()
+            .map(|(index, (_, ratio, target, _))| {
+                let color = if ratio >= target {
+                    GREEN.mix(0.7)
+                } else {
+                    RED.mix(0.7)
+                };
+                let x = (ratio / target).log2();
+                Rectangle::new(
+                    [(0.0, top(index) - 0.15), (x, top(index) - 0.85)],
+                    color.filled(),
+                )
+            }),
+    )?;
+    let at = |ratio: f64, target: f64| (ratio / target).log2().clamp(-reach, reach);
+    // The spread of each ratio as a whisker through its bar.
+    chart.draw_series(
+        bars.iter()
+            .enumerate()
+            .map(|(index, (.., target, (low, high)))| {
+                let y = top(index) - 0.5;
+                PathElement::new([(at(*low, *target), y), (at(*high, *target), y)], BLACK)
+            }),
+    )?;
+    // The numbers beyond the bar and its whisker.
+    chart.draw_series(bars.iter().enumerate().map(
+        |(index, (_, ratio, target, (low, high)))| {
+            let (x, anchor) = if ratio >= target {
+                (at(ratio.max(*high), *target) + 0.05, HPos::Left)
+            } else {
+                (at(ratio.min(*low), *target) - 0.05, HPos::Right)
+            };
+            let style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(anchor, VPos::Center));
+            Text::new(
+                format!("{ratio:.3}x / {target}x"),
+                (x, top(index) - 0.5),
+                style,
+            )
+        },
+    ))?;
     chart.draw_series(LineSeries::new([(0.0, 0.0), (0.0, count as f64)], BLACK))?;
     // Row names right-aligned at the left of the plot, level with their bars.
     let label_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Right, VPos::Center));

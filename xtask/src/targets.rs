@@ -1,10 +1,11 @@
 //! Reads `benches/targets.txt`: which criterion result is compared with which.
 //!
-//! One comparison per line, `operation | ours_id | peer_id | target`, `#` starts
-//! a comment. Lines that share operation, ours and target are one comparison
-//! against several peers: the table reports the best (fastest) of them.
+//! One comparison per line, `operation | ours_id | peer_id | target`; lines
+//! starting with `#` are comments. Lines that share operation, ours and
+//! target are one comparison against several peers: the table reports the
+//! best (fastest) of them.
 
-use std::fmt;
+use serde::Deserialize;
 
 /// One row of the benchmark table: our benchmark against one or more peers.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,73 +20,71 @@ pub(crate) struct Comparison {
     pub(crate) target: f64,
 }
 
-/// A line of `targets.txt` that does not follow the format.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TargetsError {
-    /// 1-based line number.
-    pub(crate) line: usize,
-    /// What is wrong with it.
-    pub(crate) message: String,
+/// One line of the file, as csv reads it.
+#[derive(Deserialize)]
+struct Line {
+    operation: String,
+    ours: String,
+    peer: String,
+    target: f64,
 }
-
-impl fmt::Display for TargetsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "benches/targets.txt line {}: {}",
-            self.line, self.message
-        )
-    }
-}
-
-impl std::error::Error for TargetsError {}
 
 /// Parses the whole file into comparisons, in the order they first appear.
-pub(crate) fn parse(text: &str) -> Result<Vec<Comparison>, TargetsError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Comparison>, String> {
+    // Every line ends with a newline, so that csv's position after a record
+    // is the line after it.
+    let text = format!("{}\n", text.trim_end_matches('\n'));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'|')
+        .comment(Some(b'#'))
+        .has_headers(false)
+        .flexible(true)
+        .quoting(false)
+        .from_reader(text.as_bytes());
     let mut comparisons: Vec<Comparison> = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
-        let content = raw.split('#').next().unwrap_or("").trim();
-        if content.is_empty() {
-            continue;
-        }
-        let error = |message: String| TargetsError { line, message };
-        let fields: Vec<&str> = content.split('|').map(str::trim).collect();
-        let [operation, ours, peer, target] = fields[..] else {
+    let mut record = csv::StringRecord::new();
+    while reader
+        .read_record(&mut record)
+        .map_err(|err| format!("benches/targets.txt: {err}"))?
+    {
+        // A record's own position is where csv began reading, before the
+        // comments above it; where the next one begins is exact.
+        let line_number = reader.position().line() - 1;
+        record.trim();
+        let error = |message: String| format!("benches/targets.txt line {line_number}: {message}");
+        if record.len() != 4 {
             return Err(error(format!(
                 "expected `operation | ours_id | peer_id | target`, found {} field(s)",
-                fields.len()
+                record.len()
             )));
-        };
-        if operation.is_empty() {
+        }
+        let line: Line = record
+            .deserialize(None)
+            .map_err(|_| error(format!("the target {:?} is not a number", &record[3])))?;
+        if line.operation.is_empty() {
             return Err(error("the operation is empty".into()));
         }
-        for (name, id) in [("ours", ours), ("peer", peer)] {
+        for id in [&line.ours, &line.peer] {
             if id.is_empty() || id.contains(char::is_whitespace) {
                 return Err(error(format!(
-                    "the {name} id {id:?} must be a criterion id without spaces"
+                    "{id:?} must be a criterion id without spaces"
                 )));
             }
         }
-        let target: f64 = match target.parse() {
-            Ok(t) if f64::is_finite(t) && t > 0.0 => t,
-            _ => {
-                return Err(error(format!(
-                    "the target {target:?} is not a positive number"
-                )));
-            }
-        };
+        if !(line.target.is_finite() && line.target > 0.0) {
+            return Err(error(format!("the target {} is not positive", line.target)));
+        }
         let same_row = comparisons.iter_mut().find(|c| {
-            c.operation == operation && c.ours == ours && c.target.to_bits() == target.to_bits()
+            c.operation == line.operation && c.ours == line.ours && c.target == line.target
         });
         match same_row {
-            Some(row) if !row.peers.iter().any(|p| p == peer) => row.peers.push(peer.into()),
+            Some(row) if !row.peers.contains(&line.peer) => row.peers.push(line.peer),
             Some(_) => {}
             None => comparisons.push(Comparison {
-                operation: operation.into(),
-                ours: ours.into(),
-                peers: vec![peer.into()],
-                target,
+                operation: line.operation,
+                ours: line.ours,
+                peers: vec![line.peer],
+                target: line.target,
             }),
         }
     }
@@ -98,8 +97,7 @@ mod tests {
 
     #[test]
     fn skips_comments_and_blank_lines() {
-        let text =
-            "# header | with | pipes | 1\n\n  get_u32 | seq/ours | seq/std | 0.95 # trailing\n";
+        let text = "# header | with | pipes | 1\n\n  get_u32 | seq/ours | seq/std | 0.95\n";
         assert_eq!(
             parse(text).unwrap(),
             vec![Comparison {
@@ -134,17 +132,30 @@ copy 256 MiB | copy/ours | copy/io_copy | 0.9
     #[test]
     fn reports_the_line_of_a_malformed_row() {
         let cases = [
-            ("op | a | b\n", "3 field(s)"),
-            ("# ok\nop | a b | c | 1\n", "without spaces"),
+            ("op | a | b\n", "line 1: expected"),
+            (
+                "# ok\nop | a b | c | 1\n",
+                "line 2: \"a b\" must be a criterion id",
+            ),
+            (
+                "# ok\n\nop | a b | c | 1",
+                "line 3: \"a b\" must be a criterion id",
+            ),
             (" | a | b | 1\n", "operation is empty"),
-            ("op | a | b | fast\n", "not a positive number"),
-            ("op | a | b | -1\n", "not a positive number"),
-            ("op | a | b | inf\n", "not a positive number"),
+            ("op | a | b | fast\n", "\"fast\" is not a number"),
+            ("op | a | b | -1\n", "not positive"),
+            ("op | a | b | inf\n", "not positive"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err();
-            assert_eq!(err.line, text.lines().count(), "{text:?}");
-            assert!(err.message.contains(expected), "{text:?}: {err}");
+            assert!(err.contains(expected), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_committed_file_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/targets.txt");
+        let rows = parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(rows.len() >= 10, "{} rows", rows.len());
     }
 }
