@@ -140,6 +140,35 @@ fn invalidate_and_clear_send_reads_back_to_the_device() {
 }
 
 #[test]
+fn threads_reading_at_once_get_the_right_bytes_within_the_budget() {
+    let bytes = pattern(64 * 1024);
+    let (tier, _) = mem_tier(MemDevice::from_vec(bytes.clone()), 16 * 1024, 1024);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let (tier, bytes) = (&tier, &bytes);
+            scope.spawn(move || {
+                let mut state = t + 1;
+                for _ in 0..300 {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let pos = (state >> 33) % 60_000;
+                    let len = ((state >> 20) % 4000) as usize;
+                    let got = read(tier, pos, len).unwrap();
+                    assert!(
+                        got == bytes[pos as usize..pos as usize + len],
+                        "at {pos}+{len}"
+                    );
+                }
+            });
+        }
+    });
+    let stats = tier.stats();
+    assert!(stats.resident_bytes <= 16 * 1024);
+    assert_eq!(stats.resident_bytes, tier.spill_cache().total_size());
+}
+
+#[test]
 fn bad_shapes_are_errors() {
     let dir = std::env::temp_dir();
     for (budget, chunk, option) in [(10, 0, "chunk_size"), (10, 11, "budget")] {
