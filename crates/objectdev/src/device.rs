@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use blockdev::ReadAt;
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
 use parking_lot::RwLock;
@@ -21,6 +21,11 @@ use crate::runtime::Executor;
 /// assert_eq!(objectdev::DEFAULT_PART_SIZE, 8 << 20);
 /// ```
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+
+/// Most GETs of one read in flight at once (as object_store's
+/// `get_ranges` bounds its own), so a tiny part size cannot open thousands
+/// of connections.
+const MAX_PARTS_IN_FLIGHT: usize = 16;
 
 /// Prefixes of the environment variables [`ObjectDevice::open`] passes to
 /// the store as options (lower-cased, as object_store's keys are).
@@ -57,8 +62,8 @@ impl From<&ObjectMeta> for Identity {
 /// A [`ReadAt`] device over one object of any [`ObjectStore`].
 ///
 /// - Each `read_at` is one ranged GET, or, when longer than the
-///   [part size](Self::with_part_size), several GETs of one part each, sent
-///   at once.
+///   [part size](Self::with_part_size), several GETs of one part each, up
+///   to 16 in flight at once.
 /// - The size comes from one HEAD at opening, kept; [`ReadAt::size`] makes
 ///   no request.
 /// - Every GET asks `If-Match` with the ETag remembered, and its response's
@@ -348,16 +353,17 @@ impl ObjectDevice {
     }
 
     /// Fills `buf` from `pos` (already clamped to the object) with one GET
-    /// per part, all in flight at once.
+    /// per part, up to [`MAX_PARTS_IN_FLIGHT`] in flight at once.
     fn read_parts(&self, identity: &Identity, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
         let part_size = usize::try_from(self.part_size).unwrap_or(usize::MAX);
         let gets = buf.chunks_mut(part_size).enumerate().map(|(index, part)| {
             let start = pos + (index * part_size) as u64;
             self.get_part(identity, start, part)
         });
-        self.executor
-            .block_on(try_join_all(gets))?
-            .map(|_: Vec<()>| ())
+        let all = stream::iter(gets)
+            .buffer_unordered(MAX_PARTS_IN_FLIGHT)
+            .try_collect::<Vec<()>>();
+        self.executor.block_on(all)?.map(|_| ())
     }
 
     async fn get_part(&self, identity: &Identity, start: u64, out: &mut [u8]) -> Result<(), Error> {

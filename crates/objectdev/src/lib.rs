@@ -38,7 +38,7 @@
 //! # What a read costs
 //! - Each `read_at` is one ranged GET; a read longer than the part size
 //!   (8 MiB by default, [`ObjectDevice::with_part_size`]) is one GET per
-//!   part, all in flight at once, as object_store's `get_ranges` does.
+//!   part, up to 16 in flight at once, as object_store's `get_ranges` does.
 //! - The object's size and ETag come from one HEAD at opening; `size()`
 //!   asks nothing.
 //! - Above it, `PageCache` turns a run of missing pages into one device
