@@ -178,6 +178,7 @@ struct Counters {
     device_reads: AtomicU64,
     evictions: AtomicU64,
     dropped_corrupt: AtomicU64,
+    skipped_full: AtomicU64,
 }
 
 /// What a [`SpillTier`] has done, from [`SpillTier::stats`].
@@ -203,6 +204,10 @@ pub struct TierStats {
     /// Chunks whose stored bytes could not be read back (failed integrity
     /// check or I/O error), dropped and read again from the device.
     pub dropped_unreadable: u64,
+    /// Chunks read from the device but not kept, because the spill cache
+    /// was full of bytes still waiting to be written (a full or failing
+    /// disk); the read itself was served.
+    pub skipped_full: u64,
     /// Bytes of chunks in the tier now.
     pub resident_bytes: u64,
 }
@@ -378,6 +383,7 @@ where
             device_reads: self.stats.device_reads.load(Relaxed),
             evictions: self.stats.evictions.load(Relaxed),
             dropped_unreadable: self.stats.dropped_corrupt.load(Relaxed),
+            skipped_full: self.stats.skipped_full.load(Relaxed),
             resident_bytes: self.residents.lock().bytes,
         }
     }
@@ -460,7 +466,7 @@ where
         self.cache.remove(&key(chunk));
     }
 
-    /// Adds chunk `chunk`, evicting by CLOCK until it fits.
+    /// Adds chunk `chunk`, evicting until it fits.
     fn insert(&self, chunk: u64, bytes: &[u8]) -> Result<()> {
         let len = bytes.len() as u64;
         let mut residents = self.residents.lock();
@@ -475,7 +481,15 @@ where
             self.stats.evictions.fetch_add(1, Relaxed);
         }
         // Under the lock, so the index and the cache agree for every reader.
-        self.cache.add(&key(chunk), bytes)?;
+        // `try_add`, never `add`: on a disk that stays full the bytes
+        // waiting to be written never drain, and a read must not wait for
+        // them; the chunk is served from the device and simply not kept.
+        if let Err(err) = self.cache.try_add(&key(chunk), bytes) {
+            if matches!(err, Error::Full { .. }) {
+                self.stats.skipped_full.fetch_add(1, Relaxed);
+            }
+            return Err(err);
+        }
         residents.push(chunk, len);
         Ok(())
     }

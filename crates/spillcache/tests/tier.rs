@@ -226,3 +226,34 @@ proptest! {
         }
     }
 }
+
+/// A disk that stays full: the spill cache's waiting bytes never drain, so a
+/// blocking `add` would wedge every read that misses. Reads are served from
+/// the device and the chunks that do not fit are counted, not kept.
+#[test]
+fn a_full_disk_never_blocks_a_read() {
+    let data = pattern(64 * 20);
+    let cache = Builder::with_file_factory(|| {
+        let file = FaultyDevice::new(MemDevice::new());
+        file.fail_writes(Fault::Always(Errno::NOSPC));
+        Ok(file)
+    })
+    .max_pending_bytes(64 * 4)
+    .build()
+    .expect("spill cache");
+    let tier = SpillTier::with_cache(MemDevice::from_vec(data.clone()), cache, 64 * 20, 64)
+        .expect("valid shape");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let all = read(&tier, 0, 64 * 20);
+        let again = read(&tier, 0, 64 * 20);
+        done_tx.send((all, again, tier.stats())).unwrap();
+    });
+    let (all, again, stats) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("reads on a full disk wedged");
+    assert_eq!(all.unwrap(), data);
+    assert_eq!(again.unwrap(), data);
+    assert!(stats.skipped_full >= 16, "{stats:?}");
+    assert!(stats.resident_bytes <= 64 * 4, "{stats:?}");
+}
