@@ -3,8 +3,8 @@
 //! [object_store](https://docs.rs/object_store) crate.
 //!
 //! [`ObjectDevice`] implements [`blockdev::ReadAt`], so every layer of this
-//! workspace stacks on it: RAM pages ([`pagecache`]) over an encrypted
-//! local disk tier ([`spillcache::SpillTier`]) over the object.
+//! workspace stacks on it: RAM pages (`pagecache::PageCache`) over an encrypted
+//! local disk tier (`spillcache::SpillTier`) over the object.
 //!
 //! ```no_run
 //! use objectdev::ObjectDevice;
