@@ -121,12 +121,14 @@
 //!
 //! ## No `unsafe`
 //! The crate is `#![forbid(unsafe_code)]`. What `unsafe` could remove
-//! from a hit is a bounds check on the head and one on the words (four
-//! predictable instructions, no memory access), and what it could speed
-//! up in a scan is the word-by-word copy out of the atomic arena (a
-//! `memcpy` racing a writer is a data race, undefined behaviour even
-//! under a sequence lock). Neither gain reaches the 20% that would pay
-//! for an `unsafe` block and its proof, so there is none.
+//! from a hit is the bounds check on the head and the one on the words:
+//! measured with unchecked indexing, 60 instructions per hit instead of
+//! 67 (10% fewer, all of them predictable compares, no memory access).
+//! What it could speed up in a scan is the copy out of the atomic arena,
+//! but a `memcpy` racing a writer is a data race, undefined behaviour
+//! even under a sequence lock, and the word-by-word copy already runs at
+//! 0.37 instructions per byte. Neither reaches the 20% gain that would
+//! pay for an `unsafe` block and its proof, so there is none.
 //!
 //! # Hit ratios
 //! Measured by `cargo bench -p benches --bench pagecache_hit_ratio` (1024 pages,
