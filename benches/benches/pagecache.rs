@@ -2,7 +2,10 @@
 //! random `get_u64_le` over 10k resident 4 KiB pages (ours, a `Vec` of
 //! pages, `lru::LruCache` behind a `Mutex`, `quick_cache::sync::Cache`, a
 //! memmap2 map, `pread` per access), two threads against one, and a
-//! sequential scan with the page iterator against an mmap copy-out.
+//! sequential scan against an mmap copy-out: `blit` into the caller's
+//! buffer (one copy, nothing allocated), `for_each_chunk` (one copy into a
+//! reused buffer, then the visitor copies it out: two), and the page
+//! iterator `get_seq` (a `Slice` per page, for reference).
 //!
 //! `pagecache_commit`: `WriteBackCache::commit` of N MiB of dirty pages
 //! (64 MiB by default, 1 GiB with `BENCH_FULL=1`; the write into dirty
@@ -200,9 +203,19 @@ fn random_hits(c: &mut Criterion) {
     });
     group.finish();
 
-    // A sequential scan copying every byte out: the page iterator against
-    // a copy out of the map.
+    // A sequential scan copying every byte out: the cache against a copy
+    // out of the map.
     let mut out = vec![0u8; PAGES * PAGE];
+    cache.blit(0, &mut out, 0, PAGES * PAGE).unwrap();
+    assert!(out == bytes, "blit read back different bytes");
+    out.fill(0);
+    cache
+        .for_each_chunk(0, (PAGES * PAGE) as u64, |addr, piece| {
+            out[addr as usize..addr as usize + piece.len()].copy_from_slice(piece);
+        })
+        .unwrap();
+    assert!(out == bytes, "for_each_chunk read back different bytes");
+    out.fill(0);
     let mut at = 0;
     for slice in cache.get_seq(0).unwrap() {
         let slice = slice.unwrap();
@@ -212,6 +225,22 @@ fn random_hits(c: &mut Criterion) {
     assert!(out == bytes, "the page iterator read back different bytes");
     let mut group = c.benchmark_group("pagecache_scan");
     group.throughput(Throughput::Bytes((PAGES * PAGE) as u64));
+    group.bench_function("ours_blit", |b| {
+        b.iter(|| {
+            cache.blit(0, &mut out, 0, PAGES * PAGE).unwrap();
+            black_box(&out);
+        })
+    });
+    group.bench_function("ours_for_each_chunk", |b| {
+        b.iter(|| {
+            cache
+                .for_each_chunk(0, (PAGES * PAGE) as u64, |addr, piece| {
+                    out[addr as usize..addr as usize + piece.len()].copy_from_slice(piece);
+                })
+                .unwrap();
+            black_box(&out);
+        })
+    });
     group.bench_function("ours_get_seq", |b| {
         b.iter(|| {
             let mut at = 0;

@@ -67,6 +67,8 @@ use crate::{Error, Stats};
 pub struct PageCache<D> {
     pub(crate) device: D,
     pub(crate) geometry: Geometry,
+    /// `capacity - 1`: a page's home frame is its number masked by it.
+    pub(crate) home_mask: u64,
     pub(crate) size: AtomicU64,
     pub(crate) frames: Frames,
     pub(crate) hints: Hints,
@@ -136,6 +138,7 @@ impl<D: ReadAt> PageCache<D> {
         Ok(PageCache {
             device,
             geometry,
+            home_mask: geometry.capacity as u64 - 1,
             size: AtomicU64::new(size),
             frames,
             hints: Hints::new(geometry.capacity),

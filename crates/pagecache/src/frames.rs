@@ -24,28 +24,41 @@ const NO_PAGE: u64 = u64::MAX;
 const MAX_CREDIT: u8 = 3;
 
 /// What a reader checks before trusting a frame's words.
+///
+/// The lock-free reader loads `version` and `key` (one cache line, two
+/// heads to a line) and checks them with one branch; `page` and `len` are
+/// for the locked paths.
 #[derive(Debug)]
 #[repr(C, align(32))]
 struct FrameHead {
-    /// Sequence lock: odd while the frame is being rewritten.
-    version: AtomicU64,
+    /// Sequence lock: odd while the frame is being rewritten. 32 bits: a
+    /// reader is fooled only if the frame is rewritten 2^31 times during
+    /// one copy.
+    version: AtomicU32,
+    /// Miss epoch of the last access that earned credit.
+    seen_epoch: AtomicU32,
+    /// The page held if it is a whole page, else `NO_PAGE`: a short page
+    /// (the device's last) never matches, so the reader needs no length
+    /// check and short pages take the locked path.
+    key: AtomicU64,
     /// The page held, or `NO_PAGE`.
     page: AtomicU64,
     /// Valid bytes of the page (short for the device's last page).
     len: AtomicU32,
-    /// Miss epoch of the last access that earned credit.
-    seen_epoch: AtomicU32,
     /// Re-use credit, taken by eviction passes.
     credit: AtomicU8,
 }
 
+const _: () = assert!(std::mem::size_of::<FrameHead>() == 32);
+
 impl FrameHead {
     fn new() -> Self {
         FrameHead {
-            version: AtomicU64::new(0),
+            version: AtomicU32::new(0),
+            seen_epoch: AtomicU32::new(0),
+            key: AtomicU64::new(NO_PAGE),
             page: AtomicU64::new(NO_PAGE),
             len: AtomicU32::new(0),
-            seen_epoch: AtomicU32::new(0),
             credit: AtomicU8::new(0),
         }
     }
@@ -62,6 +75,8 @@ pub(crate) struct Frames {
     /// Words per frame: the page rounded up to words, plus one spare word
     /// so that a small read can always load two adjacent words.
     stride: usize,
+    /// Bytes of a whole page.
+    page_size: usize,
 }
 
 /// The bytes of a page, copied out of a frame.
@@ -88,12 +103,46 @@ impl Frames {
             heads: heads.into_boxed_slice(),
             words: words.into_boxed_slice(),
             stride,
+            page_size,
         })
     }
 
+    /// The eight bytes at in-page offset `off` of `page` (little-endian;
+    /// bytes past the page are garbage), if `frame` holds that whole page;
+    /// on success records the access for the eviction policy. Lock-free:
+    /// one head line and the one or two words of the value are read.
+    #[inline(always)]
+    pub(crate) fn read_word(
+        &self,
+        frame: FrameId,
+        page: u64,
+        off: usize,
+        epoch: u32,
+    ) -> Option<u64> {
+        let head = self.heads.get(frame as usize)?;
+        let before = head.version.load(Acquire);
+        // One branch for both: not being rewritten, and holding the page.
+        if u64::from(before & 1) | (head.key.load(Relaxed) ^ page) != 0 {
+            return None;
+        }
+        // The spare word makes the second word exist for any `off` inside
+        // a page; `get(first..)` then `first_chunk` is the one bounds check.
+        let first = frame as usize * self.stride + off / 8;
+        let [lo, hi] = self.words.get(first..)?.first_chunk::<2>()?;
+        let both = u128::from(hi.load(Relaxed)) << 64 | u128::from(lo.load(Relaxed));
+        let value = (both >> ((off % 8) * 8)) as u64;
+        fence(Acquire);
+        if head.version.load(Relaxed) != before {
+            return None;
+        }
+        touch(head, epoch);
+        Some(value)
+    }
+
     /// Copies `dst.len()` bytes at in-page offset `off` of `page` out of
-    /// `frame`, if the frame holds that page with enough bytes; on success
-    /// records the access for the eviction policy. Lock-free.
+    /// `frame`, if the frame holds that whole page; on success records the
+    /// access for the eviction policy. Lock-free. The caller keeps
+    /// `off + dst.len()` within a page.
     #[inline]
     pub(crate) fn read(
         &self,
@@ -103,14 +152,19 @@ impl Frames {
         dst: &mut [u8],
         epoch: u32,
     ) -> Copied {
+        debug_assert!(off + dst.len() <= self.page_size);
+        if dst.len() <= 8 {
+            let Some(value) = self.read_word(frame, page, off, epoch) else {
+                return Copied::Retry;
+            };
+            dst.copy_from_slice(&value.to_le_bytes()[..dst.len()]);
+            return Copied::Done;
+        }
         let Some(head) = self.heads.get(frame as usize) else {
             return Copied::Retry;
         };
         let before = head.version.load(Acquire);
-        if before & 1 != 0
-            || head.page.load(Relaxed) != page
-            || (head.len.load(Relaxed) as usize) < off + dst.len()
-        {
+        if u64::from(before & 1) | (head.key.load(Relaxed) ^ page) != 0 {
             return Copied::Retry;
         }
         if !self.copy_out(frame, off, dst) {
@@ -125,35 +179,51 @@ impl Frames {
     }
 
     /// Copies page bytes `off..off + dst.len()` of `frame` out of its
-    /// little-endian words; `false` if out of the arena.
+    /// little-endian words; `false` if out of the arena. Whole words go
+    /// straight into `dst`, eight bytes per load and store.
     #[inline]
     fn copy_out(&self, frame: FrameId, off: usize, dst: &mut [u8]) -> bool {
         let base = frame as usize * self.stride;
-        let first = base + off / 8;
-        if dst.len() <= 8 {
-            // Two adjacent words (the spare word makes the second always
-            // exist), combined in registers: no byte copies through memory.
-            let Some([lo, hi]) = self.words.get(first..first + 2) else {
-                return false;
-            };
-            let both = u128::from(hi.load(Relaxed)) << 64 | u128::from(lo.load(Relaxed));
-            let value = (both >> ((off % 8) * 8)) as u64;
-            dst.copy_from_slice(&value.to_le_bytes()[..dst.len()]);
-            return true;
-        }
-        let Some(words) = self.words.get(first..base + self.stride) else {
+        let Some(words) = self.words.get(base + off / 8..base + self.stride) else {
             return false;
         };
-        let mut done = 0;
-        for word in words {
-            if done == dst.len() {
-                break;
+        let skip = off % 8;
+        let (whole, tail) = dst.split_at_mut(dst.len() / 8 * 8);
+        let n = whole.len() / 8;
+        // Iterators by value over slices of known length: the loop is one
+        // load and one store per eight bytes, with no bounds checks.
+        if skip == 0 {
+            let Some((body, rest)) = words.split_at_checked(n) else {
+                return false;
+            };
+            for (chunk, word) in whole.chunks_exact_mut(8).zip(body) {
+                chunk.copy_from_slice(&word.load(Relaxed).to_le_bytes());
             }
-            let bytes = word.load(Relaxed).to_le_bytes();
-            let skip = if done == 0 { off % 8 } else { 0 };
-            let n = (8 - skip).min(dst.len() - done);
-            dst[done..done + n].copy_from_slice(&bytes[skip..skip + n]);
-            done += n;
+            if !tail.is_empty() {
+                let Some(word) = rest.first() else {
+                    return false;
+                };
+                tail.copy_from_slice(&word.load(Relaxed).to_le_bytes()[..tail.len()]);
+            }
+            return true;
+        }
+        // Unaligned: each eight bytes out are the high part of one word
+        // and the low part of the next.
+        let (shift_lo, shift_hi) = (skip * 8, 64 - skip * 8);
+        let join = |pair: &[AtomicU64]| {
+            pair[0].load(Relaxed) >> shift_lo | pair[1].load(Relaxed) << shift_hi
+        };
+        let Some(body) = words.get(..=n) else {
+            return false;
+        };
+        for (chunk, pair) in whole.chunks_exact_mut(8).zip(body.windows(2)) {
+            chunk.copy_from_slice(&join(pair).to_le_bytes());
+        }
+        if !tail.is_empty() {
+            let Some(pair) = words.get(n..n + 2) else {
+                return false;
+            };
+            tail.copy_from_slice(&join(pair).to_le_bytes()[..tail.len()]);
         }
         true
     }
@@ -213,6 +283,8 @@ impl Frames {
         let version = head.version.load(Relaxed);
         head.version.store(version.wrapping_add(1), Relaxed);
         fence(Release);
+        let whole = bytes.len() == self.page_size;
+        head.key.store(if whole { page } else { NO_PAGE }, Relaxed);
         head.page.store(page, Relaxed);
         head.len
             .store(u32::try_from(bytes.len()).unwrap_or(u32::MAX), Relaxed);
@@ -232,6 +304,7 @@ impl Frames {
             let version = head.version.load(Relaxed);
             head.version.store(version.wrapping_add(1), Relaxed);
             fence(Release);
+            head.key.store(NO_PAGE, Relaxed);
             head.page.store(NO_PAGE, Relaxed);
             head.len.store(0, Relaxed);
             head.version.store(version.wrapping_add(2), Release);
@@ -286,7 +359,12 @@ mod tests {
         frames.write(1, 5, &bytes(10), 0);
         let mut dst = [0; 4];
         assert!(matches!(frames.read(1, 6, 0, &mut dst, 0), Copied::Retry));
-        assert!(matches!(frames.read(1, 5, 7, &mut dst, 0), Copied::Retry));
+        // A short page is read under the lock only, even within its length.
+        assert!(matches!(frames.read(1, 5, 0, &mut dst, 0), Copied::Retry));
+        assert!(frames.read_word(1, 5, 0, 0).is_none());
+        let mut locked = [0; 4];
+        frames.read_locked(1, 6, &mut locked);
+        assert_eq!(locked, bytes(10)[6..10]);
         assert!(matches!(frames.read(0, 5, 0, &mut dst, 0), Copied::Retry));
         assert!(matches!(frames.read(9, 5, 0, &mut dst, 0), Copied::Retry));
         assert!(Frames::new(usize::MAX / 2, 64).is_none());
@@ -326,10 +404,19 @@ mod tests {
             });
             let mut dst = [0u8; 40];
             let (mut seen, mut retried) = (0u64, 0u64);
+            let mut reads = 0usize;
             while writing.load(Relaxed) || seen == 0 {
-                match frames.read(0, 1, 12, &mut dst, 0) {
+                // Unaligned and aligned copies, and the one-word read.
+                reads += 1;
+                let (off, len) = [(12, 40), (8, 40), (3, 8)][reads % 3];
+                let dst = &mut dst[..len];
+                match frames.read(0, 1, off, dst, 0) {
                     Copied::Done => {
-                        assert!(dst == [0xaa; 40] || dst == [0xbb; 40], "torn read {dst:?}");
+                        let first = dst[0];
+                        assert!(
+                            (first == 0xaa || first == 0xbb) && dst.iter().all(|&b| b == first),
+                            "torn read {dst:?}"
+                        );
                         seen += 1;
                     }
                     Copied::Retry => retried += 1,
