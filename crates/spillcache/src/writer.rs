@@ -162,7 +162,7 @@ fn write_one<D>(
     job: Job,
     scratch: &mut Vec<u8>,
 ) where
-    D: ReadAt + WriteAt,
+    D: ReadAt + WriteAt + Sync,
 {
     let len = job.data.len() as u64;
     let offset = guard.reserve(len);
