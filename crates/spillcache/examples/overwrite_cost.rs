@@ -1,12 +1,9 @@
 //! Per-entry cost of overwriting 1 KiB values in a cache of N values, for
-//! instruction counts under callgrind. With `PAUSE=1` it prints `filled`
-//! after the cache is full and waits for a line on stdin, so that
-//! `callgrind_control -z PID` can zero the counts there: what is collected
-//! then is `BATCHES * 1000` overwrites alone.
+//! instruction counts under callgrind: run it with `BATCHES` = 0 and with
+//! `BATCHES` > 0 and divide the difference by `BATCHES * 1000`.
 //!
 //! `cargo run --release -p spillcache --example overwrite_cost -- N BATCHES`
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use spillcache::SpillCache;
@@ -24,11 +21,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache.add(&(i as u64).to_le_bytes(), &value)?;
     }
     assert!(cache.wait_for_write(WAIT)?);
-    if std::env::var_os("PAUSE").is_some() {
-        println!("filled");
-        std::io::stdout().flush()?;
-        std::io::stdin().read_line(&mut String::new())?;
-    }
     let start = Instant::now();
     let mut next = 0usize;
     for _ in 0..batches {
