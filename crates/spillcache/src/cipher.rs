@@ -18,7 +18,11 @@
 //! still covers every byte and the place of every piece.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use blockdev::{ReadAt, WriteAt};
 use rand_chacha::ChaCha20Rng;
@@ -33,11 +37,19 @@ pub(crate) const IO_CHUNK: usize = 1 << 20;
 /// Keystream generated per refill; small enough to stay in L1.
 const KEYSTREAM_BLOCK: usize = 4096;
 
-/// Values this long or longer are encrypted and decrypted by two threads.
-/// Below it a thread hop (spawn and join, ~20-60 us on the loaded
-/// development machine) costs about what halving the ChaCha20 work saves
-/// (64 KiB take ~80 us), so short values stay on the calling thread.
+/// Values this long or longer are cut into pieces, encrypted by the writer
+/// thread and a persistent helper thread. Below it the hand-over (~15-40 us
+/// on the loaded development machine) costs about what halving the
+/// ChaCha20 work saves (128 KiB take ~160 us), so short values stay on the
+/// writer thread.
 pub(crate) const SPLIT_MIN: usize = 256 << 10;
+
+/// Split values this long or longer are decrypted on two threads. Reads
+/// come from any thread, into the caller's buffer, so the helper is a
+/// scoped thread spawned per read (~120-290 us on the loaded development
+/// machine): below 512 KiB (~330 us of decryption saved) it would cost about
+/// what it saves.
+const THREADED_READ_MIN: usize = 512 << 10;
 
 /// Bytes per piece of a split value: one keystream seek, one tag and one
 /// device call each. A multiple of the 64-byte ChaCha20 block.
@@ -357,8 +369,34 @@ pub(crate) fn read_sealed<D: ReadAt + Sync + ?Sized>(
     result
 }
 
-/// Encrypts, tags and writes the pieces of a long value on two threads;
-/// returns the value's tag.
+/// Encrypts, tags and writes piece `index` of a long value (`plain` is that
+/// piece) through `scratch`; returns the piece's tag.
+fn encrypt_piece<D: WriteAt + ?Sized>(
+    device: &D,
+    offset: u64,
+    seal: &Seal,
+    index: usize,
+    plain: &[u8],
+    scratch: &mut [u8],
+) -> io::Result<u64> {
+    let start = index * PIECE;
+    let cipher = &mut scratch[..plain.len()];
+    let mut keystream = Encryptor::at(seal, start);
+    let mut tag = Xxh3::with_seed(seal.tag_seed);
+    // Piece by piece, so the tag reads each piece while it is in L1.
+    for (plain, cipher) in plain
+        .chunks(KEYSTREAM_BLOCK)
+        .zip(cipher.chunks_mut(KEYSTREAM_BLOCK))
+    {
+        keystream.xor_into(plain, cipher);
+        tag.update(cipher);
+    }
+    device.write_all_at(offset + start as u64, cipher)?;
+    Ok(tag.digest())
+}
+
+/// Encrypts, tags and writes the pieces of a long value on the calling
+/// thread and a scoped helper thread; returns the value's tag.
 fn write_split<D: WriteAt + Sync + ?Sized>(
     device: &D,
     offset: u64,
@@ -373,24 +411,166 @@ fn write_split<D: WriteAt + Sync + ?Sized>(
     let tags = on_two_threads(
         plain.chunks(PIECE),
         [mine, theirs],
-        |cipher: &mut &mut [u8], index, plain: &[u8]| -> io::Result<u64> {
-            let start = index * PIECE;
-            let cipher = &mut cipher[..plain.len()];
-            let mut keystream = Encryptor::at(seal, start);
-            let mut tag = Xxh3::with_seed(seal.tag_seed);
-            // Piece by piece, so the tag reads each piece while it is in L1.
-            for (plain, cipher) in plain
-                .chunks(KEYSTREAM_BLOCK)
-                .zip(cipher.chunks_mut(KEYSTREAM_BLOCK))
-            {
-                keystream.xor_into(plain, cipher);
-                tag.update(cipher);
-            }
-            device.write_all_at(offset + start as u64, cipher)?;
-            Ok(tag.digest())
+        true,
+        |scratch: &mut &mut [u8], index, plain: &[u8]| {
+            encrypt_piece(device, offset, seal, index, plain, scratch)
         },
     )?;
     Ok(combine(seal.tag_seed, tags))
+}
+
+/// A long value being written by the writer thread and its [`Helper`] at
+/// once; each takes the next piece until none is left.
+struct SplitWrite<D> {
+    device: Arc<D>,
+    offset: u64,
+    plain: Arc<[u8]>,
+    /// A copy of the value's seal (wiped when the last holder drops it).
+    seal: Seal,
+    next: AtomicUsize,
+    failed: AtomicBool,
+}
+
+impl<D: WriteAt> SplitWrite<D> {
+    /// Takes pieces until none is left or one fails; returns the tags of
+    /// those it did, with their indexes.
+    fn take_pieces(&self, scratch: &mut [u8]) -> io::Result<Vec<(usize, u64)>> {
+        let count = self.plain.len().div_ceil(PIECE);
+        let mut done = Vec::new();
+        while !self.failed.load(Ordering::Relaxed) {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            if index >= count {
+                break;
+            }
+            let start = index * PIECE;
+            let plain = &self.plain[start..(start + PIECE).min(self.plain.len())];
+            match encrypt_piece(
+                &*self.device,
+                self.offset,
+                &self.seal,
+                index,
+                plain,
+                scratch,
+            ) {
+                Ok(tag) => done.push((index, tag)),
+                Err(e) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The result a [`Helper`] sends back for one value.
+type PieceTags = io::Result<Vec<(usize, u64)>>;
+
+/// A thread beside the writer thread that takes pieces of long values, so
+/// one thread encrypts while the other writes. Persistent, because a
+/// thread spawned per value costs ~120-290 us on the loaded development
+/// machine, a hand-over through a channel ~15-40 us. Ends when dropped.
+pub(crate) struct Helper<D> {
+    jobs: Option<Sender<Arc<SplitWrite<D>>>>,
+    results: Receiver<PieceTags>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<D: WriteAt + Send + Sync + 'static> Helper<D> {
+    fn spawn() -> io::Result<Self> {
+        let (jobs, job_queue) = crossbeam_channel::bounded::<Arc<SplitWrite<D>>>(1);
+        let (answer, results) = crossbeam_channel::bounded(1);
+        let thread = thread::Builder::new()
+            .name("spillcache-cipher".into())
+            .spawn(move || {
+                let mut scratch = vec![0u8; PIECE];
+                for job in job_queue {
+                    let tags = job.take_pieces(&mut scratch);
+                    // Its share of the seal goes before the writer learns
+                    // it is done, so the writer's drop wipes the last copy.
+                    drop(job);
+                    if answer.send(tags).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Helper {
+            jobs: Some(jobs),
+            results,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl<D> Drop for Helper<D> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panic there was already reported as a failed write.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// [`write_sealed`] for the writer thread, which holds the value and the
+/// device in `Arc`s: a long value is split between the calling thread and
+/// `helper` (started on first use; without one, the calling thread does
+/// every piece).
+pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
+    device: &Arc<D>,
+    offset: u64,
+    plain: &Arc<[u8]>,
+    scratch: &mut Vec<u8>,
+    helper: &mut Option<Helper<D>>,
+) -> io::Result<Seal> {
+    if plain.len() < SPLIT_MIN {
+        return write_sealed(&**device, offset, plain, scratch);
+    }
+    let mut seal = Seal::random()?;
+    let job = Arc::new(SplitWrite {
+        device: Arc::clone(device),
+        offset,
+        plain: Arc::clone(plain),
+        seal: seal.clone(),
+        next: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+    });
+    if helper.is_none() {
+        *helper = Helper::spawn().ok();
+    }
+    let shared = helper
+        .as_ref()
+        .and_then(|h| h.jobs.as_ref())
+        .is_some_and(|jobs| jobs.send(Arc::clone(&job)).is_ok());
+    if scratch.len() < PIECE {
+        scratch.resize(PIECE, 0);
+    }
+    let mine = job.take_pieces(&mut scratch[..PIECE]);
+    // Always wait for the helper: the reservation must not be reused while
+    // it may still write there.
+    let theirs = match (shared, helper.as_ref()) {
+        (true, Some(h)) => h
+            .results
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the spillcache cipher thread stopped"))),
+        _ => Ok(Vec::new()),
+    };
+    if !shared || theirs.is_err() {
+        // Gone or failing: start a fresh one next time.
+        *helper = None;
+    }
+    let (mine, theirs) = (mine?, theirs?);
+    let count = plain.len().div_ceil(PIECE);
+    if mine.len() + theirs.len() != count {
+        return Err(io::Error::other("a piece of the value was not written"));
+    }
+    let mut tags = vec![0u64; count];
+    for (index, tag) in mine.into_iter().chain(theirs) {
+        tags[index] = tag;
+    }
+    drop(job);
+    seal.tag = combine(seal.tag_seed, tags);
+    Ok(seal)
 }
 
 /// Reads, checks and decrypts the pieces of a long value on two threads.
@@ -400,9 +580,11 @@ fn read_split<D: ReadAt + Sync + ?Sized>(
     out: &mut [u8],
     seal: &Seal,
 ) -> Result<(), ReadFailure> {
+    let threaded = out.len() >= THREADED_READ_MIN;
     let tags = on_two_threads(
         out.chunks_mut(PIECE),
         [(), ()],
+        threaded,
         |_: &mut (), index, piece: &mut [u8]| -> Result<u64, ReadFailure> {
             let start = index * PIECE;
             device
@@ -437,8 +619,14 @@ fn combine(seed: u64, tags: Vec<u64>) -> u64 {
 /// at once (each with its own `state`), and returns the pieces' results in
 /// order. Pieces are handed out one at a time, so a thread that the
 /// scheduler delays takes fewer. After a failure no further piece starts.
-/// If no helper thread can be started the calling thread does all pieces.
-fn on_two_threads<I, S, E, F>(pieces: I, states: [S; 2], work: F) -> Result<Vec<u64>, E>
+/// Without `use_helper`, or if no helper thread can be started, the calling
+/// thread does all pieces.
+fn on_two_threads<I, S, E, F>(
+    pieces: I,
+    states: [S; 2],
+    use_helper: bool,
+    work: F,
+) -> Result<Vec<u64>, E>
 where
     I: Iterator + Send,
     I::Item: Send,
@@ -479,9 +667,13 @@ where
     };
     let [mut mine, mut theirs] = states;
     let (first, second) = thread::scope(|scope| {
-        let helper = thread::Builder::new()
-            .name("spillcache-cipher".into())
-            .spawn_scoped(scope, || worker(&mut theirs));
+        let helper = if use_helper {
+            thread::Builder::new()
+                .name("spillcache-cipher".into())
+                .spawn_scoped(scope, || worker(&mut theirs))
+        } else {
+            Err(io::Error::other("not wanted"))
+        };
         let first = worker(&mut mine);
         let second = match helper {
             Ok(handle) => handle
@@ -724,24 +916,63 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_piece_write_fails_the_value() {
-        /// Fails every write that starts at or past `from`.
-        struct FailsFrom(MemDevice, u64);
-        impl WriteAt for FailsFrom {
-            fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-                if pos >= self.1 {
-                    return Err(io::Error::other("injected"));
-                }
-                self.0.write_at(pos, buf)
+    fn the_writer_helper_splits_values_exactly_and_survives_failures() {
+        let device = Arc::new(FailsFrom(MemDevice::new(), u64::MAX.into()));
+        let mut helper = None;
+        let mut scratch = Vec::new();
+        for len in [SPLIT_MIN - 1, SPLIT_MIN, 9 * PIECE + 4097] {
+            let plain: Arc<[u8]> = pattern(len).into();
+            let seal = write_sealed_shared(&device, 5, &plain, &mut scratch, &mut helper).unwrap();
+            if len >= SPLIT_MIN {
+                assert!(helper.is_some(), "a helper for a long value");
             }
-            fn set_len(&self, len: u64) -> io::Result<()> {
-                self.0.set_len(len)
-            }
-            fn sync_data(&self) -> io::Result<()> {
-                Ok(())
-            }
+            let written = device.0.to_vec();
+            let keystream = stream(&seal, len);
+            let exact = written[5..5 + len]
+                .iter()
+                .zip(plain.iter())
+                .zip(&keystream)
+                .all(|((&c, &p), &k)| c == p ^ k);
+            assert!(exact, "len {len}: the ChaCha20 stream at every piece");
+            let mut out = vec![0u8; len];
+            read_sealed(&device.0, 5, &mut out, &seal).unwrap();
+            assert!(out[..] == plain[..], "len {len}");
         }
-        let device = FailsFrom(MemDevice::new(), (4 * PIECE) as u64);
+        // A failing piece (whichever thread meets it) fails the value...
+        device.1.store((6 * PIECE) as u64, Ordering::Relaxed);
+        let plain: Arc<[u8]> = pattern(8 * PIECE).into();
+        let result = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper);
+        assert_eq!(result.unwrap_err().to_string(), "injected");
+        // ...and the next long value is split again.
+        device.1.store(u64::MAX, Ordering::Relaxed);
+        let seal = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper).unwrap();
+        assert!(helper.is_some());
+        let mut out = vec![0u8; plain.len()];
+        read_sealed(&device.0, 0, &mut out, &seal).unwrap();
+        assert!(out[..] == plain[..]);
+    }
+
+    /// Fails every write that starts at or past its limit.
+    struct FailsFrom(MemDevice, std::sync::atomic::AtomicU64);
+
+    impl WriteAt for FailsFrom {
+        fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+            if pos >= self.1.load(Ordering::Relaxed) {
+                return Err(io::Error::other("injected"));
+            }
+            self.0.write_at(pos, buf)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_piece_write_fails_the_value() {
+        let device = FailsFrom(MemDevice::new(), ((4 * PIECE) as u64).into());
         let result = write_sealed(&device, 0, &pattern(8 * PIECE), &mut Vec::new());
         assert_eq!(result.unwrap_err().to_string(), "injected");
     }
