@@ -65,7 +65,8 @@ where
         }
         // Before any reservation: a region listed for punching must still be
         // free when it is punched.
-        space::give_back(&mut state);
+        let idle = state.queue.is_empty();
+        space::give_back(&mut state, idle);
         let now = Instant::now();
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
