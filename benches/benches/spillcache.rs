@@ -3,9 +3,11 @@
 //! - `spillcache_spill_1mib`: `add` + `wait_for_write` of a 1 MiB value
 //!   against the work it cannot avoid, done one after the other: ChaCha20
 //!   keystream XOR (rand_chacha) and `pwrite` of the same bytes.
+//!   `spillcache_spill_64mib`: the same with 64 MiB values.
 //! - `spillcache_small_1kib`: add + wait of 1,000 values of 1 KiB
-//!   (overwrites, so holes are reused) in a cache holding 100k values against
-//!   one holding 10k: the per-entry cost must not grow with the cache.
+//!   (overwrites, so holes are reused) in a cache holding 100k (and 1M)
+//!   values against one holding 10k: the per-entry cost must not grow with
+//!   the cache.
 //! - `spillcache_get_1mib`: `get_into` / `get` of a spilled 1 MiB value
 //!   against the ChaCha20 keystream XOR of 1 MiB in memory.
 //! - `spillcache_defrag`: a forced defragmentation of N MiB of live values
@@ -83,11 +85,19 @@ fn group_settings(group: &mut criterion::BenchmarkGroup<'_, criterion::measureme
 }
 
 fn spill_1mib(c: &mut Criterion) {
+    spill(c, "spillcache_spill_1mib", MIB);
+}
+
+fn spill_64mib(c: &mut Criterion) {
+    spill(c, "spillcache_spill_64mib", 64 * MIB);
+}
+
+fn spill(c: &mut Criterion, name: &str, len: usize) {
     let dir = bench_dir();
-    let value = pseudo_random(MIB, 1);
-    let mut group = c.benchmark_group("spillcache_spill_1mib");
+    let value = pseudo_random(len, 1);
+    let mut group = c.benchmark_group(name);
     group_settings(&mut group);
-    group.throughput(Throughput::Bytes(MIB as u64));
+    group.throughput(Throughput::Bytes(len as u64));
 
     let cache = SpillCache::new(&dir).expect("cache");
     group.bench_function("ours", |b| {
@@ -101,8 +111,8 @@ fn spill_1mib(c: &mut Criterion) {
     drop(cache);
 
     let file = blockdev::anonymous_file(&dir).expect("file");
-    let mut keystream = vec![0u8; MIB];
-    let mut cipher = vec![0u8; MIB];
+    let mut keystream = vec![0u8; len];
+    let mut cipher = vec![0u8; len];
     let mut key = 0u8;
     group.bench_function("chacha_xor_pwrite", |b| {
         b.iter(|| {
@@ -112,6 +122,38 @@ fn spill_1mib(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Whether a run's name filter may select `id`: plain filters as
+/// substrings; a filter with regex syntax is assumed to match.
+fn criterion_filter_matches(id: &str) -> bool {
+    const TAKES_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--noise-threshold",
+        "--significance-level",
+        "--confidence-level",
+        "--nresamples",
+        "--output-format",
+        "--color",
+        "--profile-time",
+        "--plotting-backend",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if TAKES_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            let plain = arg
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_/-".contains(c));
+            return !plain || id.contains(&arg);
+        }
+    }
+    true
 }
 
 /// A cache holding `n` values of 1 KiB, all on disk.
@@ -131,7 +173,15 @@ fn small_1kib(c: &mut Criterion) {
     let mut group = c.benchmark_group("spillcache_small_1kib");
     group_settings(&mut group);
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (name, n) in [("at_10k", 10_000usize), ("at_100k", 100_000)] {
+    for (name, n) in [
+        ("at_10k", 10_000usize),
+        ("at_100k", 100_000),
+        ("at_1m", 1_000_000),
+    ] {
+        // A filtered run builds only the caches it measures (1M takes seconds).
+        if !criterion_filter_matches(&format!("spillcache_small_1kib/{name}")) {
+            continue;
+        }
         let cache = filled_cache(&dir, n, &value);
         let mut next = 0usize;
         group.bench_function(name, |b| {
@@ -401,6 +451,13 @@ fn foyer_peer(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, spill_1mib, small_1kib, get_1mib, defrag, peers, foyer_peer
+    benches,
+    spill_1mib,
+    spill_64mib,
+    small_1kib,
+    get_1mib,
+    defrag,
+    peers,
+    foyer_peer
 );
 criterion_main!(benches);

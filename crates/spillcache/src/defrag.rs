@@ -278,7 +278,7 @@ fn finish<D: WriteAt>(
     epoch: u64,
     moved: u64,
 ) -> io::Result<Outcome> {
-    space::give_back(guard);
+    space::give_back(guard, true);
     if guard.file_epoch != epoch || guard.shutting_down {
         return Ok(Outcome::Skipped);
     }
@@ -297,7 +297,7 @@ where
 {
     {
         // Room first: what was freed by the last move (or by removals).
-        space::give_back(guard);
+        space::give_back(guard, true);
         if guard.shutting_down || guard.file_epoch != epoch {
             return Ok(Step::Stop);
         }
@@ -333,7 +333,7 @@ where
         };
         if let Err(e) = copied {
             guard.free_region(to, c.len);
-            space::give_back(guard);
+            space::give_back(guard, true);
             return Err(e);
         }
         let state = &mut **guard;

@@ -75,13 +75,24 @@
 //! xxh3 costs about a tenth. It detects any damage to the file; it is not a
 //! proven MAC against an attacker who can rewrite the file.
 //!
+//! Values of 256 KiB or more are cut into 64 KiB pieces (ChaCha20 seeks to
+//! any block, so each piece is encrypted on its own) that the writer thread
+//! and a helper thread take turns at, so one encrypts while the other writes
+//! and a long value takes about half the serial time; reads of 4 MiB or
+//! more decrypt on two threads likewise (shorter reads stay on the calling
+//! thread: a thread spawned per read costs more than it saves on a busy
+//! machine). Their tag is xxh3 of the pieces'
+//! xxh3 tags in order, so it covers every byte and every piece's place.
+//!
 //! # What is and is not protected
 //!
 //! - The file holds only ciphertext; it has no name (so no other process can
 //!   open it by path), mode 0600, and vanishes with the process.
 //! - Keys, nonces and tag seeds exist only in RAM, boxed so that moving an
-//!   entry leaves no copy behind, and are zeroed when dropped. Keystream
-//!   scratch is zeroed and the generator state overwritten after each use;
+//!   entry leaves no copy behind, and are zeroed when dropped. Writes
+//!   generate the keystream straight into the ciphertext buffer (so none is
+//!   left once the plaintext is XORed in); the read side's keystream scratch
+//!   is zeroed, and the generator state overwritten, after each use;
 //!   copies the compiler makes on the stack are beyond reach (best effort).
 //! - Values waiting in RAM (and RAM copies) are plaintext and are not zeroed
 //!   when freed: the cache protects what reaches the disk, not the process

@@ -10,10 +10,14 @@ use parking_lot::MutexGuard;
 
 use crate::state::State;
 
-/// Punches every listed hole (outside the lock) and cuts the file back to
-/// the end of data (under it). Returns with the lock held and the punch list
-/// empty. Failures only leave space in use; they lose nothing.
-pub(crate) fn give_back<D: WriteAt>(guard: &mut MutexGuard<'_, State<D>>) {
+/// Punches every listed hole (outside the lock) and, with `cut`, cuts the
+/// file back to the end of data (under it). Returns with the lock held and
+/// the punch list empty. Failures only leave space in use; they lose nothing.
+///
+/// The writer cuts only when no write waits: a value overwritten in place
+/// (the end of data back at 0, then the same bytes again) would otherwise
+/// cost the file system a truncate and fresh blocks for every write.
+pub(crate) fn give_back<D: WriteAt>(guard: &mut MutexGuard<'_, State<D>>, cut: bool) {
     while !guard.to_punch.is_empty() {
         let regions = std::mem::take(&mut guard.to_punch);
         let file = std::sync::Arc::clone(&guard.file);
@@ -25,7 +29,9 @@ pub(crate) fn give_back<D: WriteAt>(guard: &mut MutexGuard<'_, State<D>>) {
         });
         guard.stats.bytes_punched += punched;
     }
-    trim(guard);
+    if cut {
+        trim(guard);
+    }
 }
 
 /// Cuts the file back to the end of data. Under the lock, so that a `clear`

@@ -53,6 +53,8 @@ where
 {
     let _alive = AliveGuard(shared);
     let mut scratch = Vec::new();
+    // Started by the first long value, ended when this thread ends.
+    let mut helper = None;
     // Defrags and writes alternate while both are due, so removals racing
     // with each defrag can never starve the writes.
     let mut defragged_last = false;
@@ -63,7 +65,8 @@ where
         }
         // Before any reservation: a region listed for punching must still be
         // free when it is punched.
-        space::give_back(&mut state);
+        let idle = state.queue.is_empty();
+        space::give_back(&mut state, idle);
         let now = Instant::now();
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
@@ -83,7 +86,7 @@ where
         }
         match next_job(&mut state) {
             Some(job) => {
-                write_one(shared, &mut state, job, &mut scratch);
+                write_one(shared, &mut state, job, &mut scratch, &mut helper);
                 defragged_last = false;
             }
             None if defragged_last => {
@@ -161,8 +164,9 @@ fn write_one<D>(
     guard: &mut MutexGuard<'_, State<D>>,
     job: Job,
     scratch: &mut Vec<u8>,
+    helper: &mut Option<cipher::Helper<D>>,
 ) where
-    D: ReadAt + WriteAt,
+    D: ReadAt + WriteAt + Send + Sync + 'static,
 {
     let len = job.data.len() as u64;
     let offset = guard.reserve(len);
@@ -172,7 +176,7 @@ fn write_one<D>(
     let epoch = guard.file_epoch;
 
     let result = MutexGuard::unlocked(guard, || {
-        cipher::write_sealed(&*file, offset, &job.data, scratch)
+        cipher::write_sealed_shared(&file, offset, &job.data, scratch, helper)
     });
 
     let state = &mut **guard;

@@ -156,6 +156,57 @@ fn a_byte_flipped_in_the_file_itself_is_detected() {
     assert_eq!(cache.get(b"key2").unwrap(), Some(value(2)), "others intact");
 }
 
+/// Values of 256 KiB and more are encrypted and decrypted in 64 KiB pieces
+/// on two threads: every length around a piece boundary reads back exactly,
+/// and a flipped byte anywhere (either half, either side of a boundary) is
+/// an error with nothing returned.
+#[test]
+fn split_values_read_back_exactly_and_a_flip_in_either_half_is_detected() {
+    const PIECE: usize = 64 << 10;
+    let devices = Devices::default();
+    let cache = devices.builder().build().unwrap();
+    let lens = [4 * PIECE - 1, 4 * PIECE, 4 * PIECE + 1, 9 * PIECE + 4093];
+    let values: Vec<Vec<u8>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (0..len).map(|j| (j * 13 + j / 4099 + i) as u8).collect())
+        .collect();
+    for (i, v) in values.iter().enumerate() {
+        cache.add(format!("big{i}").as_bytes(), v).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("big{i}");
+        assert!(cache.get(key.as_bytes()).unwrap().unwrap() == *v, "{key}");
+    }
+    let key = b"big3";
+    let len = lens[3] as u64;
+    let offset = cache.disk_offset(key).unwrap();
+    let piece = PIECE as u64;
+    for at in [
+        0,
+        piece - 1,
+        piece,
+        len / 2 - 1,
+        len / 2,
+        8 * piece,
+        len - 1,
+    ] {
+        devices.latest().corrupt_reads(Corruption::AtOffset {
+            offset: offset + at,
+            mask: 0x04,
+        });
+        let mut buf = vec![0xEE; len as usize];
+        match cache.get_into_slice(key, &mut buf) {
+            Err(Error::Corrupt { .. }) => {}
+            other => panic!("flip at {at}: expected Corrupt, got {other:?}"),
+        }
+        assert!(buf.iter().all(|&b| b == 0), "flip at {at}: output zeroed");
+        devices.latest().clear_faults();
+    }
+    assert!(cache.get(key).unwrap().unwrap() == values[3]);
+}
+
 #[test]
 fn failed_and_short_reads() {
     let devices = Devices::default();
