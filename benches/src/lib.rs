@@ -58,14 +58,18 @@ pub struct Interleave {
 /// one iteration of the work (which should `black_box` its result).
 pub type Side<'a> = (&'a str, Box<dyn FnMut() + 'a>);
 
+/// How long one palindromic round of [`measure_interleaved`] aims to last.
+const ROUND: Duration = Duration::from_millis(2);
+
 /// Times `sides` alternately and returns, per side, the time per iteration
 /// (ns) of each of `plan.samples` samples.
 ///
-/// Each sample runs `k` iterations of every side in a palindrome: the first
-/// half of `k` for sides `0, 1, …, n-1`, then the second half for
-/// `n-1, …, 1, 0` (ABBA for two sides). So every side of a sample sees the
-/// same load, and a load that rises or falls steadily during the sample
-/// costs every side the same. `k` is chosen from the warm-up so that the
+/// Each sample is a run of short rounds (about 2 ms); a round runs `r`
+/// iterations of every side in a palindrome: the first half of `r` for
+/// sides `0, 1, …, n-1`, then the second half for `n-1, …, 1, 0` (ABBA for
+/// two sides). So every side of a sample sees the same load, and a load
+/// that rises or falls steadily during a round costs every side the same.
+/// The number of rounds per sample is chosen from the warm-up so that the
 /// run lasts about `plan.measurement` per side.
 ///
 /// ```
@@ -128,13 +132,22 @@ pub fn measure_interleaved(plan: &Interleave, sides: &mut [Side<'_>]) -> Vec<Vec
     round_time = round_time.max(1e-9);
     let samples = plan.samples.max(1);
     let budget = plan.measurement.as_secs_f64() * sides.len() as f64;
-    // At least 2, so both halves of the palindrome run.
-    let k = ((budget / samples as f64 / round_time).ceil() as u64).max(2);
+    // Short rounds (about 2 ms, at least 2 iterations so both halves of the
+    // palindrome run), so the sides alternate faster than the load changes.
+    let round_len = ((ROUND.as_secs_f64() / round_time).ceil() as u64).max(2);
+    let rounds = ((budget / samples as f64 / (round_time * round_len as f64)).ceil() as u64).max(1);
+    let k = round_len * rounds;
 
     let mut rates = vec![Vec::with_capacity(samples); sides.len()];
     for _ in 0..samples {
-        for (side, time) in rates.iter_mut().zip(round(sides, k)) {
-            side.push(time.as_nanos() as f64 / k as f64);
+        let mut totals = vec![Duration::ZERO; sides.len()];
+        for _ in 0..rounds {
+            for (total, time) in totals.iter_mut().zip(round(sides, round_len)) {
+                *total += time;
+            }
+        }
+        for (side, total) in rates.iter_mut().zip(totals) {
+            side.push(total.as_nanos() as f64 / k as f64);
         }
     }
     rates
@@ -241,11 +254,18 @@ mod tests {
         let order = Rc::new(RefCell::new(Vec::new()));
         let side = |index: usize| -> Side<'static> {
             let order = Rc::clone(&order);
-            ("side", Box::new(move || order.borrow_mut().push(index)))
+            (
+                "side",
+                Box::new(move || {
+                    order.borrow_mut().push(index);
+                    // Longer than a round, so a round is 2 iterations.
+                    std::thread::sleep(Duration::from_millis(1));
+                }),
+            )
         };
         let mut sides = vec![side(0), side(1), side(2)];
-        // No time to spend: one warm-up round, then samples of the least
-        // `k`, 2, so every half of a round is one iteration.
+        // No time to spend: one warm-up round, then samples of one round
+        // each, of the least length 2, so every half is one iteration.
         let plan = Interleave {
             warm_up: Duration::ZERO,
             measurement: Duration::ZERO,
