@@ -70,7 +70,9 @@ const ROUND: Duration = Duration::from_millis(2);
 /// two sides). So every side of a sample sees the same load, and a load
 /// that rises or falls steadily during a round costs every side the same.
 /// The number of rounds per sample is chosen from the warm-up so that the
-/// run lasts about `plan.measurement` per side.
+/// run lasts about `plan.measurement` per side. A sample's time per
+/// iteration of a side is its median round, so a round that the scheduler
+/// preempted on one side does not count against that side.
 ///
 /// ```
 /// use std::hint::black_box;
@@ -136,18 +138,22 @@ pub fn measure_interleaved(plan: &Interleave, sides: &mut [Side<'_>]) -> Vec<Vec
     // palindrome run), so the sides alternate faster than the load changes.
     let round_len = ((ROUND.as_secs_f64() / round_time).ceil() as u64).max(2);
     let rounds = ((budget / samples as f64 / (round_time * round_len as f64)).ceil() as u64).max(1);
-    let k = round_len * rounds;
 
     let mut rates = vec![Vec::with_capacity(samples); sides.len()];
+    let mut per_round = vec![Vec::with_capacity(rounds as usize); sides.len()];
     for _ in 0..samples {
-        let mut totals = vec![Duration::ZERO; sides.len()];
+        per_round.iter_mut().for_each(Vec::clear);
         for _ in 0..rounds {
-            for (total, time) in totals.iter_mut().zip(round(sides, round_len)) {
-                *total += time;
+            for (side, time) in per_round.iter_mut().zip(round(sides, round_len)) {
+                side.push(time.as_nanos() as f64 / round_len as f64);
             }
         }
-        for (side, total) in rates.iter_mut().zip(totals) {
-            side.push(total.as_nanos() as f64 / k as f64);
+        for (side, times) in rates.iter_mut().zip(per_round.iter_mut()) {
+            // The median round: a round in which the scheduler preempted the
+            // bench (milliseconds lost to one side on a loaded machine) does
+            // not count against that side.
+            times.sort_by(f64::total_cmp);
+            side.push(times[times.len() / 2]);
         }
     }
     rates
