@@ -4,10 +4,14 @@
 //! Every variant reads the same precomputed offsets out of the same 64 KiB
 //! buffer and sums the values, and every variant panics on a bad offset
 //! (ours by `unwrap`, the others by slice indexing), so they do the same work.
+//! The three readers of a group are timed interleaved
+//! ([`benches::bench_interleaved`]), so their ratios do not depend on how the
+//! machine's load changed between them.
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use benches::{Interleave, Side, bench_interleaved};
 use bincodec::ByteSourceExt;
 use byteorder::{ByteOrder, LittleEndian};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -89,20 +93,32 @@ fn sum_u64_byteorder(data: &[u8], offsets: &[usize]) -> u64 {
 /// The three readers of one width, as (criterion function id, reader).
 type Readers<T> = [(&'static str, fn(&[u8], &[usize]) -> T); 3];
 
-fn compare<T>(c: &mut Criterion, group_name: &str, offsets: &[usize], readers: Readers<T>) {
+fn compare<T: 'static>(
+    c: &mut Criterion,
+    group_name: &str,
+    offsets: &[usize],
+    readers: Readers<T>,
+) {
     let data = buffer();
     let full = std::env::var_os("BENCH_FULL").is_some_and(|v| v == "1");
+    let plan = Interleave {
+        warm_up: Duration::from_millis(if full { 2000 } else { 500 }),
+        measurement: Duration::from_secs(if full { 10 } else { 2 }),
+        samples: if full { 100 } else { 30 },
+    };
+    let sides: Vec<Side<'_>> = readers
+        .into_iter()
+        .map(|(name, read)| -> Side<'_> {
+            let data = &data;
+            (
+                name,
+                Box::new(move || drop(black_box(read(black_box(data), black_box(offsets))))),
+            )
+        })
+        .collect();
     let mut group = c.benchmark_group(group_name);
-    group
-        .throughput(Throughput::Elements(READS as u64))
-        .warm_up_time(Duration::from_millis(if full { 2000 } else { 500 }))
-        .measurement_time(Duration::from_secs(if full { 10 } else { 2 }))
-        .sample_size(if full { 100 } else { 30 });
-    for (name, read) in readers {
-        group.bench_function(name, |b| {
-            b.iter(|| read(black_box(&data), black_box(offsets)))
-        });
-    }
+    group.throughput(Throughput::Elements(READS as u64));
+    bench_interleaved(&mut group, &plan, sides);
     group.finish();
 }
 

@@ -12,6 +12,10 @@
 //! A second group copies from a file on `/dev/shm` (tmpfs) when that is a
 //! different filesystem: `copy_file_range` then says `EXDEV` and `copy_range`
 //! goes on with `sendfile`.
+//!
+//! The three copies of a group are timed interleaved
+//! ([`benches::bench_interleaved`]), so their ratios do not depend on how the
+//! machine's load changed between them.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -20,6 +24,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use benches::{Interleave, Side, bench_interleaved};
 use blockdev::{CopyMethod, anonymous_file, copy_range, copy_range_with};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -93,22 +98,35 @@ fn bench_copy(c: &mut Criterion, group_name: &str, src: &File, dst: &File) {
     // overwrites them. Flush so that first copy's write-back is not measured.
     dst.sync_data().expect("flush the destination file");
 
-    let mut group = c.benchmark_group(group_name);
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(measurement_time())
-        .throughput(Throughput::Bytes(COPY_LEN));
-    group.bench_function("copy_range", |b| {
-        b.iter(|| copy_range(black_box(src), 0, black_box(dst), 0, COPY_LEN).unwrap())
-    });
-    group.bench_function("std_io_copy", |b| {
-        b.iter(|| std_io_copy(black_box(src), black_box(dst)).unwrap())
-    });
+    let plan = Interleave {
+        warm_up: Duration::from_millis(500),
+        measurement: measurement_time(),
+        samples: 10,
+    };
     let mut buf = vec![0u8; LOOP_BUFFER_LEN];
-    group.bench_function("pread_pwrite", |b| {
-        b.iter(|| pread_pwrite(black_box(src), black_box(dst), &mut buf).unwrap())
-    });
+    let sides: Vec<Side<'_>> = vec![
+        (
+            "copy_range",
+            Box::new(|| {
+                black_box(copy_range(black_box(src), 0, black_box(dst), 0, COPY_LEN).unwrap());
+            }),
+        ),
+        (
+            "std_io_copy",
+            Box::new(|| {
+                black_box(std_io_copy(black_box(src), black_box(dst)).unwrap());
+            }),
+        ),
+        (
+            "pread_pwrite",
+            Box::new(move || {
+                black_box(pread_pwrite(black_box(src), black_box(dst), &mut buf).unwrap());
+            }),
+        ),
+    ];
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Bytes(COPY_LEN));
+    bench_interleaved(&mut group, &plan, sides);
     group.finish();
 }
 
