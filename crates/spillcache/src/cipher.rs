@@ -122,6 +122,16 @@ struct Keystream {
     unfilled: usize,
 }
 
+/// The value's ChaCha20 generator positioned at byte `start`, a multiple of
+/// 64 (one ChaCha20 block): any piece of a value encrypts independently.
+fn rng_at(seal: &Seal, start: usize) -> ChaCha20Rng {
+    debug_assert_eq!(start % 64, 0);
+    let mut rng = ChaCha20Rng::from_seed(seal.key);
+    rng.set_stream(seal.nonce);
+    rng.set_word_pos(start as u128 / 4);
+    rng
+}
+
 impl Keystream {
     fn new(seal: &Seal, len: usize) -> Self {
         Self::at(seal, 0, len)
@@ -130,12 +140,8 @@ impl Keystream {
     /// The keystream of bytes `start..start + len` of the value; `start` is
     /// a multiple of 64 (a ChaCha20 block).
     fn at(seal: &Seal, start: usize, len: usize) -> Self {
-        debug_assert_eq!(start % 64, 0);
-        let mut rng = ChaCha20Rng::from_seed(seal.key);
-        rng.set_stream(seal.nonce);
-        rng.set_word_pos(start as u128 / 4);
         Keystream {
-            rng,
+            rng: rng_at(seal, start),
             block: [0; KEYSTREAM_BLOCK],
             filled: 0,
             used: 0,
@@ -216,12 +222,8 @@ impl Encryptor {
     /// The keystream of bytes `start..` of the value; `start` is a multiple
     /// of 64 (a ChaCha20 block).
     fn at(seal: &Seal, start: usize) -> Self {
-        debug_assert_eq!(start % 64, 0);
-        let mut rng = ChaCha20Rng::from_seed(seal.key);
-        rng.set_stream(seal.nonce);
-        rng.set_word_pos(start as u128 / 4);
         Encryptor {
-            rng,
+            rng: rng_at(seal, start),
             #[cfg(debug_assertions)]
             ended: false,
         }
