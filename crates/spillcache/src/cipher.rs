@@ -46,11 +46,13 @@ pub(crate) const SPLIT_MIN: usize = 256 << 10;
 
 /// Split values this long or longer are decrypted on two threads. Reads
 /// come from any thread, into the caller's buffer, so the helper is a
-/// scoped thread spawned per read: ~120-290 us on the loaded development
-/// machine, where 1 MiB `get_into` took 1.7-2.2 ms split against 0.66-0.84
-/// ms on one thread (no core was free to gain from). From 4 MiB (~5 ms of
-/// decryption saved on two idle cores) the spawn is a small price.
-const THREADED_READ_MIN: usize = 4 << 20;
+/// scoped thread spawned per read. On the idle development machine that
+/// made 1 MiB `get_into` 1.26-1.29x the single-thread ChaCha20 XOR
+/// (376-386 us against 484 us; one thread: 0.80-0.85x); 512 KiB saves about
+/// 120 us of decryption against a spawn of tens of microseconds. With no
+/// idle core (another build running) the spawn cost 120-290 us and a split
+/// 1 MiB read lost to one thread, so the threshold is no lower.
+const THREADED_READ_MIN: usize = 512 << 10;
 
 /// Bytes per piece of a split value: one keystream seek, one tag and one
 /// device call each. A multiple of the 64-byte ChaCha20 block.

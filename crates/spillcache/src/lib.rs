@@ -78,11 +78,11 @@
 //! Values of 256 KiB or more are cut into 64 KiB pieces (ChaCha20 seeks to
 //! any block, so each piece is encrypted on its own) that the writer thread
 //! and a helper thread take turns at, so one encrypts while the other writes
-//! and a long value takes about half the serial time; reads of 4 MiB or
-//! more decrypt on two threads likewise (shorter reads stay on the calling
-//! thread: a thread spawned per read costs more than it saves on a busy
-//! machine). Their tag is xxh3 of the pieces'
-//! xxh3 tags in order, so it covers every byte and every piece's place.
+//! and a long value takes about half the serial time; reads of 512 KiB or
+//! more decrypt on two threads likewise (the calling thread and one spawned
+//! for the read; shorter reads stay on the calling thread, where a spawn
+//! would cost more than it saves). Their tag is xxh3 of the pieces' xxh3
+//! tags in order, so it covers every byte and every piece's place.
 //!
 //! # What is and is not protected
 //!
