@@ -34,6 +34,23 @@ fn read_pages<D: ReadAt>(cache: &PageCache<D>, first: usize, pages: usize) -> Ve
     out
 }
 
+/// The stack under test: RAM pages (`capacity` of them, batches of
+/// `BATCH_PAGES`) over a disk tier of one-batch chunks (8 MiB budget in
+/// `dir`) over `object`.
+fn stack(
+    object: ObjectDevice,
+    dir: &TempDir,
+    capacity: usize,
+) -> PageCache<SpillTier<ObjectDevice>> {
+    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES).unwrap();
+    PageCache::builder()
+        .page_size(PAGE)
+        .capacity(capacity)
+        .max_batch_pages(BATCH_PAGES)
+        .build(tier)
+        .unwrap()
+}
+
 fn gets(before: RequestCounts, after: RequestCounts) -> u64 {
     after.gets - before.gets
 }
@@ -51,13 +68,7 @@ fn the_stack_makes_one_get_per_batch_cold_and_none_warm() {
     counting.reset();
     let object = ObjectDevice::new(counting.clone(), key).unwrap();
     // Tier chunks of one batch; RAM for a quarter of the object.
-    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES).unwrap();
-    let cache = PageCache::builder()
-        .page_size(PAGE)
-        .capacity(256)
-        .max_batch_pages(BATCH_PAGES)
-        .build(tier)
-        .unwrap();
+    let cache = stack(object, &dir, 256);
     assert_eq!(counting.counts().heads, 1, "one HEAD, at opening");
 
     // Cold: ceil(N / batch) GETs, each of one batch.
@@ -182,13 +193,7 @@ fn a_server_stopped_mid_read_is_an_error_and_the_cache_recovers() {
         .unwrap()
         .with_part_size(BATCH_BYTES / 4)
         .unwrap();
-    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES).unwrap();
-    let cache = PageCache::builder()
-        .page_size(PAGE)
-        .capacity(1024)
-        .max_batch_pages(BATCH_PAGES)
-        .build(tier)
-        .unwrap();
+    let cache = stack(object, &dir, 1024);
     assert!(read_pages(&cache, 0, BATCH_PAGES) == bytes[..BATCH_BYTES as usize]);
 
     // Stop the server when the second GET of the next batch goes out: that
@@ -244,13 +249,7 @@ fn a_replaced_object_is_never_mixed_with_the_old_one() {
     upload(counting.as_ref(), &key, &old);
     let dir = TempDir::new("replaced");
     let object = ObjectDevice::new(counting.clone(), key.clone()).unwrap();
-    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES).unwrap();
-    let cache = PageCache::builder()
-        .page_size(PAGE)
-        .capacity(1024)
-        .max_batch_pages(BATCH_PAGES)
-        .build(tier)
-        .unwrap();
+    let cache = stack(object, &dir, 1024);
     assert!(read_pages(&cache, 0, BATCH_PAGES) == old[..BATCH_BYTES as usize]);
 
     upload(counting.as_ref(), &key, &new);
