@@ -14,9 +14,10 @@ use crate::state::State;
 /// file back to the end of data (under it). Returns with the lock held and
 /// the punch list empty. Failures only leave space in use; they lose nothing.
 ///
-/// The writer cuts only when no write waits: a value overwritten in place
-/// (the end of data back at 0, then the same bytes again) would otherwise
-/// cost the file system a truncate and fresh blocks for every write.
+/// The writer cuts when no write waits, or while writes are failing: a
+/// value overwritten in place on a healthy disk (the end of data back at 0,
+/// then the same bytes again) would otherwise cost the file system a
+/// truncate and fresh blocks for every write.
 pub(crate) fn give_back<D: WriteAt>(guard: &mut MutexGuard<'_, State<D>>, cut: bool) {
     while !guard.to_punch.is_empty() {
         let regions = std::mem::take(&mut guard.to_punch);

@@ -64,9 +64,11 @@ where
             return;
         }
         // Before any reservation: a region listed for punching must still be
-        // free when it is punched.
-        let idle = state.queue.is_empty();
-        space::give_back(&mut state, idle);
+        // free when it is punched. The file is cut when no write waits, and
+        // always while writes are failing: then the space may be what a
+        // failed write needs.
+        let cut = state.queue.is_empty() || !state.retry.is_empty();
+        space::give_back(&mut state, cut);
         let now = Instant::now();
         if state.defrag_not_before.is_some_and(|t| now >= t) {
             state.defrag_not_before = None;
