@@ -95,9 +95,11 @@ fn a_value_straddling_pages_is_never_half_old_half_new_across_commits() {
     assert_eq!(torn, None, "after {reads} reads");
 }
 
-#[test]
-fn a_read_of_a_whole_run_sees_one_write_bytes_call_whole() {
-    let cache = cache(PAGES);
+/// Races whole-run `write_bytes` + `commit` of all-0x11 and all-0x22 runs
+/// against readers of `len` bytes at `pos`, which must see one byte value
+/// throughout.
+fn whole_runs_race(capacity: usize, pos: u64, len: usize) {
+    let cache = cache(capacity);
     let (ones, twos) = (vec![0x11; RUN], vec![0x22; RUN]);
     let (torn, reads) = race(
         |i| {
@@ -107,10 +109,10 @@ fn a_read_of_a_whole_run_sees_one_write_bytes_call_whole() {
             cache.commit().unwrap();
         },
         || {
-            let mut buf = vec![0; RUN];
-            cache.read_bytes_at(0, &mut buf).unwrap();
+            let mut buf = vec![0; len];
+            cache.read_bytes_at(pos, &mut buf).unwrap();
             match buf.iter().position(|&b| b != buf[0]) {
-                Some(at) => Err(format!("{:#x} at 0 but {:#x} at {at}", buf[0], buf[at])),
+                Some(at) => Err(format!("{:#x} first but {:#x} at {at}", buf[0], buf[at])),
                 None => Ok(()),
             }
         },
@@ -119,26 +121,13 @@ fn a_read_of_a_whole_run_sees_one_write_bytes_call_whole() {
 }
 
 #[test]
+fn a_read_of_a_whole_run_sees_one_write_bytes_call_whole() {
+    whole_runs_race(PAGES, 0, RUN);
+}
+
+#[test]
 fn reads_stay_whole_while_a_small_cache_evicts_and_reloads() {
     // Two frames for four pages: commits evict, reads miss and go to the
     // device while commits write it.
-    let cache = cache(2);
-    let (ones, twos) = (vec![0x11; RUN], vec![0x22; RUN]);
-    let (torn, reads) = race(
-        |i| {
-            cache
-                .write_bytes(0, if i % 2 == 0 { &twos } else { &ones })
-                .unwrap();
-            cache.commit().unwrap();
-        },
-        || {
-            let mut buf = vec![0; 3 * PAGE];
-            cache.read_bytes_at(PAGE as u64 - 8, &mut buf).unwrap();
-            match buf.iter().position(|&b| b != buf[0]) {
-                Some(at) => Err(format!("{:#x} first but {:#x} at {at}", buf[0], buf[at])),
-                None => Ok(()),
-            }
-        },
-    );
-    assert_eq!(torn, None, "after {reads} reads");
+    whole_runs_race(2, PAGE as u64 - 8, 3 * PAGE);
 }
