@@ -27,6 +27,54 @@ pub trait ByteSource {
     /// Out of bounds when the range does not lie wholly inside the source
     /// (the buffer's contents are then unspecified), or the source's own error.
     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// A shortcut for reads of at most eight bytes, which every getter of
+    /// [`ByteSourceExt`] up to 64 bits tries first: the `len` bytes at
+    /// `pos` as the low bytes of a little-endian `u64` (the bytes above
+    /// them are unspecified), if the source has them at hand. `None` sends
+    /// the getter to [`read_bytes_at`](ByteSource::read_bytes_at), which
+    /// decides whether the read succeeds; `None` is always a correct answer.
+    ///
+    /// The default returns `None`, which costs nothing once inlined. A
+    /// source whose common read is short (a page cache finding the page
+    /// resident) overrides it so a hit keeps the value in registers, with
+    /// no buffer and no error path. An override returns `Some` only for a
+    /// range that lies inside the source, with exactly the bytes
+    /// `read_bytes_at` would give.
+    ///
+    /// ```
+    /// use bincodec::{ByteSource, ByteSourceExt, OutOfBounds};
+    ///
+    /// /// Eight bytes repeated forever; a word read needs no buffer.
+    /// struct Pattern(u64);
+    ///
+    /// impl ByteSource for Pattern {
+    ///     type Error = OutOfBounds;
+    ///
+    ///     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+    ///         for (i, byte) in buf.iter_mut().enumerate() {
+    ///             *byte = self.0.to_le_bytes()[(pos as usize + i) % 8];
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn read_word_le(&self, pos: u64, _len: usize) -> Option<u64> {
+    ///         Some(self.0.rotate_right((pos % 8) as u32 * 8))
+    ///     }
+    /// }
+    ///
+    /// let source = Pattern(0x0807_0605_0403_0201);
+    /// assert_eq!(source.get_u32_be(6)?, 0x0708_0102);
+    /// assert_eq!(source.get_u128_le(0)?, 0x0807_0605_0403_0201_0807_0605_0403_0201);
+    /// // Slices keep the default: `None`, then the bounds-checked copy.
+    /// assert_eq!([1u8, 2, 3].as_slice().read_word_le(0, 2), None);
+    /// # Ok::<(), OutOfBounds>(())
+    /// ```
+    #[inline(always)]
+    fn read_word_le(&self, pos: u64, len: usize) -> Option<u64> {
+        let _ = (pos, len);
+        None
+    }
 }
 
 impl ByteSource for [u8] {
@@ -66,6 +114,11 @@ impl<S: ByteSource + ?Sized> ByteSource for &S {
     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), S::Error> {
         (**self).read_bytes_at(pos, buf)
     }
+
+    #[inline(always)]
+    fn read_word_le(&self, pos: u64, len: usize) -> Option<u64> {
+        (**self).read_word_le(pos, len)
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for &mut S {
@@ -74,6 +127,11 @@ impl<S: ByteSource + ?Sized> ByteSource for &mut S {
     #[inline(always)]
     fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), S::Error> {
         (**self).read_bytes_at(pos, buf)
+    }
+
+    #[inline(always)]
+    fn read_word_le(&self, pos: u64, len: usize) -> Option<u64> {
+        (**self).read_word_le(pos, len)
     }
 }
 
@@ -159,6 +217,13 @@ pub trait ByteSourceExt: ByteSource {
     /// ```
     #[inline(always)]
     fn get_array<const N: usize>(&self, pos: u64) -> Result<[u8; N], Self::Error> {
+        if N <= 8
+            && let Some(word) = self.read_word_le(pos, N)
+        {
+            let mut out = [0u8; N];
+            out.copy_from_slice(&word.to_le_bytes()[..N]);
+            return Ok(out);
+        }
         let mut out = [0u8; N];
         self.read_bytes_at(pos, &mut out)?;
         Ok(out)

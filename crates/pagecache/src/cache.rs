@@ -69,6 +69,9 @@ pub struct PageCache<D> {
     pub(crate) geometry: Geometry,
     /// `capacity - 1`: a page's home frame is its number masked by it.
     pub(crate) home_mask: u64,
+    /// How far into a page a word hit may read: the page size, or 0 for
+    /// one-byte pages, whose page numbers include the frames' empty key.
+    pub(crate) word_hit_end: usize,
     pub(crate) size: AtomicU64,
     pub(crate) frames: Frames,
     pub(crate) hints: Hints,
@@ -139,6 +142,11 @@ impl<D: ReadAt> PageCache<D> {
             device,
             geometry,
             home_mask: geometry.capacity as u64 - 1,
+            word_hit_end: if geometry.page_size() > 1 {
+                geometry.page_size()
+            } else {
+                0
+            },
             size: AtomicU64::new(size),
             frames,
             hints: Hints::new(geometry.capacity),
@@ -421,6 +429,13 @@ impl<D: ReadAt> ByteSource for PageCache<D> {
         let size = self.size();
         check_range(pos, buf.len() as u64, size)?;
         self.read_in_bounds(pos, buf, size)
+    }
+
+    /// The hit of a getter up to 64 bits on a resident page, in registers
+    /// and with no size check (see the crate docs, "What a hit does").
+    #[inline(always)]
+    fn read_word_le(&self, pos: u64, len: usize) -> Option<u64> {
+        self.hit_word(pos, len)
     }
 }
 

@@ -14,6 +14,41 @@ impl<D> PageCache<D> {
         (page & self.home_mask) as FrameId
     }
 
+    /// The lock-free hit of a read of `len` bytes (1 to 8) at `pos` that
+    /// lies inside one page: the bytes as the low bytes of a little-endian
+    /// word, if the page is resident and whole. No device-size check: a
+    /// frame keyed by its page holds the whole page, and no frame is keyed
+    /// by a page that reaches past the device size (installs check it
+    /// under the state lock; `refresh_size` drops such pages before it
+    /// returns a smaller size). `None` sends the read to the general path.
+    #[inline(always)]
+    pub(crate) fn hit_word(&self, pos: u64, len: usize) -> Option<u64> {
+        let off = (pos & self.geometry.page_mask()) as usize;
+        if len == 0 || len > 8 || off + len > self.word_hit_end {
+            return None;
+        }
+        let page = pos >> self.geometry.page_shift;
+        let epoch = self.epoch.load(Relaxed);
+        let word = match self.frames.read_word(self.home(page), page, off, epoch) {
+            Some(word) => word,
+            None => self.hit_word_away(page, off, epoch)?,
+        };
+        self.hits.add_one();
+        Some(word)
+    }
+
+    /// [`hit_word`](Self::hit_word) on a page away from home, found
+    /// through the hint table; out of line so the home hit stays short.
+    #[cold]
+    #[inline(never)]
+    fn hit_word_away(&self, page: u64, off: usize, epoch: u32) -> Option<u64> {
+        let frame = self.hints.find(page);
+        if frame == self.home(page) {
+            return None;
+        }
+        self.frames.read_word(frame, page, off, epoch)
+    }
+
     /// The lock-free hit: copies `dst.len()` bytes at in-page offset `off`
     /// of `page` (`off + dst.len()` within a page) from its home frame, or
     /// else from the frame a hint names.

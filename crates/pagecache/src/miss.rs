@@ -245,12 +245,19 @@ impl<D: ReadAt> Reservation<'_, D> {
         let cache = self.cache;
         let mut state = cache.state.lock();
         let epoch = cache.epoch.fetch_add(1, Relaxed).wrapping_add(1);
+        // The size now, under the lock `refresh_size` holds to shrink it.
+        let size = cache.size();
+        let shift = cache.geometry.page_shift;
         for (page, data) in (self.first..).zip(bytes.chunks(cache.page_size())) {
             let ours = matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading));
             if !ours {
                 continue;
             }
             state.loading.remove(&page);
+            // Read before a shrink: bytes past the end must not be cached.
+            if u128::from(page << shift) + data.len() as u128 > u128::from(size) {
+                continue;
+            }
             if let Some(frame) = cache.take_frame(&mut state, page) {
                 cache.place(&mut state, frame, page, data, epoch);
             }

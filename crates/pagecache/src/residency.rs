@@ -188,6 +188,21 @@ impl<D: ReadAt> PageCache<D> {
     /// ```
     pub fn refresh_size(&self) -> Result<u64, Error> {
         let size = self.device.size()?;
+        let mut state = self.state.lock();
+        // Lock-free hits trust a whole page without a size check, so no
+        // page reaching past the new size may stay (nor be installed by a
+        // read in flight) once the smaller size is out.
+        let first_cut = size >> self.geometry.page_shift;
+        let cut: Vec<u64> = state
+            .resident
+            .keys()
+            .filter(|&&page| page >= first_cut)
+            .copied()
+            .collect();
+        for page in cut {
+            self.drop_page(&mut state, page);
+        }
+        state.loading.retain(|&page, _| page < first_cut);
         self.size.store(size, Relaxed);
         Ok(size)
     }
