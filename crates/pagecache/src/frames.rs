@@ -26,12 +26,16 @@ const MAX_CREDIT: u8 = 3;
 /// What a reader checks before trusting a frame's words.
 ///
 /// The lock-free reader loads `version` and `key` (one cache line, two
-/// heads to a line) and checks them with one branch; `page` and `len` are
-/// for the locked paths.
+/// heads to a line) and checks only that the key is its page: a writer
+/// hides the key before it makes the version odd and shows the new one
+/// (with release) only when the words are in place, so a reader needs no
+/// parity check, just the version unchanged after its copy. `page` and
+/// `len` are for the locked paths.
 #[derive(Debug)]
 #[repr(C, align(32))]
 struct FrameHead {
-    /// Sequence lock: odd while the frame is being rewritten. 32 bits: a
+    /// Sequence lock: odd while the frame is being rewritten (and then
+    /// `key` is `NO_PAGE` or, at the very end, the new key). 32 bits: a
     /// reader is fooled only if the frame is rewritten 2^31 times during
     /// one copy.
     version: AtomicU32,
@@ -121,8 +125,9 @@ impl Frames {
     ) -> Option<u64> {
         let head = self.heads.get(frame as usize)?;
         let before = head.version.load(Acquire);
-        // One branch for both: not being rewritten, and holding the page.
-        if u64::from(before & 1) | (head.key.load(Relaxed) ^ page) != 0 {
+        // No parity check: a frame being rewritten shows no key, or the
+        // new key once its words are complete (see `FrameHead`).
+        if head.key.load(Acquire) != page {
             return None;
         }
         // The spare word makes the second word exist for any `off` inside
@@ -164,7 +169,7 @@ impl Frames {
             return Copied::Retry;
         };
         let before = head.version.load(Acquire);
-        if u64::from(before & 1) | (head.key.load(Relaxed) ^ page) != 0 {
+        if head.key.load(Acquire) != page {
             return Copied::Retry;
         }
         if !self.copy_out(frame, off, dst) {
@@ -281,10 +286,10 @@ impl Frames {
             return;
         };
         let version = head.version.load(Relaxed);
-        head.version.store(version.wrapping_add(1), Relaxed);
+        // Hide the key before the version turns odd (see `FrameHead`).
+        head.key.store(NO_PAGE, Relaxed);
+        head.version.store(version.wrapping_add(1), Release);
         fence(Release);
-        let whole = bytes.len() == self.page_size;
-        head.key.store(if whole { page } else { NO_PAGE }, Relaxed);
         head.page.store(page, Relaxed);
         head.len
             .store(u32::try_from(bytes.len()).unwrap_or(u32::MAX), Relaxed);
@@ -295,6 +300,10 @@ impl Frames {
             le[..chunk.len()].copy_from_slice(chunk);
             word.store(u64::from_le_bytes(le), Relaxed);
         }
+        // Shown last, with release: a reader that loads this key sees the
+        // whole page.
+        let whole = bytes.len() == self.page_size;
+        head.key.store(if whole { page } else { NO_PAGE }, Release);
         head.version.store(version.wrapping_add(2), Release);
     }
 
@@ -302,9 +311,9 @@ impl Frames {
     pub(crate) fn clear(&self, frame: FrameId) {
         if let Some(head) = self.head(frame) {
             let version = head.version.load(Relaxed);
-            head.version.store(version.wrapping_add(1), Relaxed);
-            fence(Release);
             head.key.store(NO_PAGE, Relaxed);
+            head.version.store(version.wrapping_add(1), Release);
+            fence(Release);
             head.page.store(NO_PAGE, Relaxed);
             head.len.store(0, Relaxed);
             head.version.store(version.wrapping_add(2), Release);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::MAX_PAGE_SIZE;
 use crate::cache::PageCache;
 use crate::frames::{Copied, FrameId};
 
@@ -23,8 +24,11 @@ impl<D> PageCache<D> {
     /// returns a smaller size). `None` sends the read to the general path.
     #[inline(always)]
     pub(crate) fn hit_word(&self, pos: u64, len: usize) -> Option<u64> {
-        let off = (pos & self.geometry.page_mask()) as usize;
-        if len == 0 || len > 8 || off + len > self.word_hit_end {
+        // `word_hit_end` is the page size or 0: one load gives the mask
+        // too (for 0, a mask below `MAX_PAGE_SIZE` keeps `off + len` small).
+        let end = self.word_hit_end;
+        let off = pos as usize & end.wrapping_sub(1) & (MAX_PAGE_SIZE - 1);
+        if len == 0 || len > 8 || off + len > end {
             return None;
         }
         let page = pos >> self.geometry.page_shift;
