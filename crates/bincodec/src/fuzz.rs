@@ -212,7 +212,29 @@ pub fn getters(data: &[u8]) {
     if let Some(prefix) = window::<8>(data, 0) {
         check_getters(&prefix, &prefix, chosen.swap_bytes());
     }
+    check_getters(&WordShortcut(data), data, chosen.rotate_left(29));
     check_bounds(data);
+}
+
+/// A slice that answers [`ByteSource::read_word_le`] for every range inside
+/// it, with junk in the bytes above the range: the getters must take the
+/// low bytes only, and fall back to `read_bytes_at` on `None`.
+struct WordShortcut<'a>(&'a [u8]);
+
+impl ByteSource for WordShortcut<'_> {
+    type Error = OutOfBounds;
+
+    fn read_bytes_at(&self, pos: u64, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.0.read_bytes_at(pos, buf)
+    }
+
+    fn read_word_le(&self, pos: u64, len: usize) -> Option<u64> {
+        let (start, end) = OutOfBounds::check(pos, len, self.0.len()).ok()?;
+        let mut word = [0xa5; 8];
+        word.get_mut(..len)?
+            .copy_from_slice(self.0.get(start..end)?);
+        Some(u64::from_le_bytes(word))
+    }
 }
 
 /// Checks a setter's effect on `sink`, which held `before`: either exactly

@@ -32,6 +32,10 @@ use crate::{Error, Stats};
 /// and [`refresh_size`](Self::refresh_size) read it again, so a device that
 /// grew shows its new bytes after either. A page cached short (it was the
 /// last page) is read again when a later read needs bytes past its end.
+/// When the size read is smaller, the pages reaching past it are dropped
+/// before either returns: a read that starts after that is
+/// [`Error::OutOfBounds`] past the new end (a read racing the call may
+/// still return the bytes it found before the cut).
 ///
 /// # Threads
 /// `PageCache<D>` is `Send + Sync` when `D` is. A hit takes no lock and

@@ -80,22 +80,29 @@
 //! take one state lock, never held during device I/O.
 //!
 //! ## What a hit does, per read
-//! A getter such as `get_u64_le(pos)` that finds its page resident does,
+//! A getter of up to 64 bits, such as `get_u64_le(pos)`, first asks the
+//! source for the value as a word ([`ByteSource::read_word_le`], which
+//! `PageCache` overrides); when the page is resident and whole it does,
 //! in order (all inlined into the caller; no call, no lock, no atomic
-//! read-modify-write):
-//! 1. loads the device size and checks `pos + 8 <= size`, then checks
-//!    that the value lies inside one page (else the general path, which
-//!    assembles it from two);
+//! read-modify-write, no buffer, no `Result` until the end):
+//! 1. checks that the value lies inside one page (`pos & (page_size - 1)`
+//!    plus its width, against the page size: one field load). There is
+//!    no device-size check: a frame whose key is the page holds the whole
+//!    page, no frame is keyed by a page reaching past the device size
+//!    (pages are installed, and [`PageCache::refresh_size`] drops the ones
+//!    past a smaller size, under the state lock), so "key matches and the
+//!    value is inside the page" already means "inside the device";
 //! 2. computes the page (`pos >> page_shift`) and its home frame (`page &
 //!    (capacity - 1)`): shifts and masks, no division;
-//! 3. loads the frame head's sequence number and page key (one cache
-//!    line, two heads per line) and checks both with one branch: even
-//!    (no writer) and equal to the page. A short page (the device's last)
-//!    has no key, so this one check also stands for a length check;
+//! 3. loads the frame head's sequence number, then its key, and checks
+//!    the key is the page (one compare). No parity check: a writer hides
+//!    the key before its version turns odd and shows the new key (with
+//!    release) only once the words are complete. A short page (the
+//!    device's last) has no key, so this also stands for a length check;
 //! 4. loads the two adjacent words the value lies in (a spare word ends
-//!    each frame, so the second always exists) and shifts them together;
-//!    their address depends only on `pos`, not on the head, so the CPU
-//!    fetches head and bytes at the same time;
+//!    each frame, so the second always exists) and shifts them together,
+//!    in registers; their address depends only on `pos`, not on the head,
+//!    so the CPU fetches head and bytes at the same time;
 //! 5. loads the sequence number again (after an acquire fence, which costs
 //!    no instruction on x86): unchanged means the bytes belong to the page;
 //! 6. records the access for eviction: if the frame's epoch differs from
@@ -106,29 +113,34 @@
 //!    load and store. The stripe is picked by hashing the stack address
 //!    (no thread-local lookup), which the compiler hoists out of a loop.
 //!
-//! A page away from its home frame takes one more step, out of line: a
-//! lookup in the hint table, then steps 3 to 7 on the frame it names.
-//! Reads longer than eight bytes copy whole words with one load and one
-//! store per eight bytes, and check the sequence number once per page.
+//! Anything else (a page away from home: a hint-table lookup out of line,
+//! then the same steps; a miss, a short page, a value straddling pages,
+//! a read past the end, one-byte pages) falls through to
+//! [`ByteSource::read_bytes_at`], which checks the size and takes the
+//! general path. Reads longer than eight bytes copy whole words with one
+//! load and one store per eight bytes, and check the sequence number once
+//! per page.
 //!
 //! Measured with callgrind (`get_u64_le` at random offsets over 10,000
-//! resident 4 KiB pages): 67 instructions per hit, against 17 for
-//! indexing a `Vec` of pages and 10 for one flat slice; before this
-//! path was trimmed (a length check, a bounds check on each of head and
-//! words, the hint lookup inlined, the value spilled through the stack)
-//! it took 89. Criterion's timings (which count cache misses, the bulk of
-//! a random hit) are in the README's table.
+//! resident 4 KiB pages, the loop included): 52 instructions per hit,
+//! against 17 for indexing a `Vec` of pages and 10 for one flat slice.
+//! Before the word path it took 63 (the size check, the value copied
+//! through a buffer and a `Result`, and a parity check on the version),
+//! and 89 before that. Of the 52, the hit counter costs 3 and measured
+//! about 10% of a hit's time, the bounds checks on head and words 7.
+//! Criterion's timings (which count cache misses, the bulk of a random
+//! hit) are in the README's table.
 //!
 //! ## No `unsafe`
 //! The crate is `#![forbid(unsafe_code)]`. What `unsafe` could remove
 //! from a hit is the bounds check on the head and the one on the words:
-//! measured with unchecked indexing, 60 instructions per hit instead of
-//! 67 (10% fewer, all of them predictable compares, no memory access).
-//! What it could speed up in a scan is the copy out of the atomic arena,
-//! but a `memcpy` racing a writer is a data race, undefined behaviour
-//! even under a sequence lock, and the word-by-word copy already runs at
-//! 0.37 instructions per byte. Neither reaches the 20% gain that would
-//! pay for an `unsafe` block and its proof, so there is none.
+//! 7 of the 52 instructions, all predictable compares with no memory
+//! access, about 14% if time followed instruction count. What it could
+//! speed up in a scan is the copy out of the atomic arena, but a
+//! `memcpy` racing a writer is a data race, undefined behaviour even
+//! under a sequence lock, and the word-by-word copy already runs at 0.37
+//! instructions per byte. Neither reaches the 20% gain that would pay
+//! for an `unsafe` block and its proof, so there is none.
 //!
 //! # Hit ratios
 //! Measured by `cargo bench -p benches --bench pagecache_hit_ratio` (1024 pages,

@@ -169,7 +169,9 @@ impl<D> PageCache<D> {
 }
 
 impl<D: ReadAt> PageCache<D> {
-    /// Reads the device size again and keeps it; returns it.
+    /// Reads the device size again and keeps it; returns it. Pages reaching
+    /// past a smaller size are dropped first, so reads that start after
+    /// this returns are out of bounds past the new end.
     ///
     /// # Errors
     /// [`Error::Io`] when the device size cannot be read (the old size is kept).
