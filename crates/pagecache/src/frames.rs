@@ -99,6 +99,9 @@ impl Frames {
         let total = capacity.checked_mul(stride)?;
         let mut words = Vec::new();
         words.try_reserve_exact(total).ok()?;
+        // A hint, asked before the memory is first touched: without huge
+        // pages hits are slower, never wrong.
+        let _ = crate::huge_pages::advise(words.spare_capacity_mut());
         words.extend((0..total).map(|_| AtomicU64::new(0)));
         let mut heads = Vec::new();
         heads.try_reserve_exact(capacity).ok()?;
