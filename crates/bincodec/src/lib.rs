@@ -13,6 +13,9 @@
 //! - [`ByteSource`] is one method: fill a buffer with the bytes at a
 //!   position, or fail. It is implemented for `[u8]`, `[u8; N]`, `Vec<u8>`
 //!   and references to any source, and a page cache implements it too.
+//!   An optional second method, [`ByteSource::read_word_le`], lets a
+//!   source answer reads of up to eight bytes in a register (a page cache
+//!   hit does); its default declines, at no cost.
 //! - [`ByteSourceExt`] gives every source all the getters:
 //!   `get_u8`, `get_i8`, and `get_{u,i}{16,32,64,128}_{le,be,ne}`, plus
 //!   [`get_array`](ByteSourceExt::get_array) for a fixed number of bytes.
