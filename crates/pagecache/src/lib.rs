@@ -148,7 +148,7 @@
 //! size, never contents, mapping or protection). The crate is otherwise
 //! `#![deny(unsafe_code)]`. Miri cannot run the system call, so under
 //! Miri (and off Linux) the hint is not given; `cargo +nightly miri test
-//! -p pagecache --lib frames:: huge_pages` passes (the frames' sequence
+//! -p pagecache --lib -- frames:: huge_pages` passes (the frames' sequence
 //! lock included, under Miri's weak-memory emulation).
 //!
 //! What `unsafe` could further remove from a hit is the bounds check on
