@@ -111,7 +111,8 @@
 //!    line;
 //! 7. adds one to the calling thread's hit-counter stripe with a plain
 //!    load and store. The stripe is picked by hashing the stack address
-//!    (no thread-local lookup), which the compiler hoists out of a loop.
+//!    (no thread-local lookup), which the compiler hoists out of a loop;
+//!    the stripes live inline in the cache, so no pointer is loaded.
 //!
 //! Anything else (a page away from home: a hint-table lookup out of line,
 //! then the same steps; a miss, a short page, a value straddling pages,
@@ -122,12 +123,13 @@
 //! per page.
 //!
 //! Measured with callgrind (`get_u64_le` at random offsets over 10,000
-//! resident 4 KiB pages, the loop included): 52 instructions per hit,
+//! resident 4 KiB pages, the loop included): 51 instructions per hit,
 //! against 17 for indexing a `Vec` of pages and 10 for one flat slice.
 //! Before the word path it took 63 (the size check, the value copied
 //! through a buffer and a `Result`, and a parity check on the version),
-//! and 89 before that. Of the 52, the hit counter costs 3 and measured
-//! about 10% of a hit's time, the bounds checks on head and words 7.
+//! and 89 before that. Of the 51, the hit counter costs 2 (as 3, with
+//! its stripes behind a pointer, it measured about 10% of a hit's time)
+//! and the bounds checks on head and words 7.
 //! Criterion's timings (which count cache misses, the bulk of a random
 //! hit) are in the README's table.
 //!
@@ -141,7 +143,7 @@
 //! default, nothing else gives an allocation huge pages. Measured on the
 //! hit above (16k random reads, interleaved runs on an otherwise busy
 //! machine): 157 to 182 µs without, 112 to 125 µs with, about 30% less
-//! time per hit at the same 52 instructions. That is past the 20% this
+//! time per hit at the same instruction count. That is past the 20% this
 //! crate asks of `unsafe`, so `huge_pages.rs` holds one block, the system
 //! call, with its safety argument beside it (the range lies inside memory
 //! the function borrows mutably, and the advice changes only the page
@@ -152,7 +154,7 @@
 //! lock included, under Miri's weak-memory emulation).
 //!
 //! What `unsafe` could further remove from a hit is the bounds check on
-//! the head and the one on the words: 7 of the 52 instructions, all
+//! the head and the one on the words: 7 of the 51 instructions, all
 //! predictable compares with no memory access, about 14% if time followed
 //! instruction count; not done. What it could speed up in a scan is the
 //! copy out of the atomic arena, but a `memcpy` racing a writer is a data
