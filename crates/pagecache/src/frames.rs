@@ -114,6 +114,12 @@ impl Frames {
         })
     }
 
+    /// An address in the middle of the arena's words, for the huge-page test.
+    #[cfg(test)]
+    pub(crate) fn arena_middle(&self) -> usize {
+        self.words.as_ptr() as usize + std::mem::size_of_val(&*self.words) / 2
+    }
+
     /// The eight bytes at in-page offset `off` of `page` (little-endian;
     /// bytes past the page are garbage), if `frame` holds that whole page;
     /// on success records the access for the eviction policy. Lock-free:

@@ -86,6 +86,40 @@ mod tests {
         );
     }
 
+    /// Whether the kernel backs advised memory with huge pages.
+    fn thp_available() -> bool {
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
+    }
+
+    /// The `THPeligible` flag `/proc/self/smaps` shows for the mapping
+    /// holding `addr`: 1 under `enabled=madvise` only once it was advised.
+    fn thp_eligible(addr: usize) -> Option<bool> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let mut inside = false;
+        for line in smaps.lines() {
+            let head = line.split_whitespace().next().unwrap_or("");
+            if let Some((lo, hi)) = head.split_once('-')
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+            } else if inside && let Some(flag) = line.strip_prefix("THPeligible:") {
+                return Some(flag.trim() == "1");
+            }
+        }
+        None
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc; the hint is not given under Miri")]
+    fn a_cache_arena_is_eligible_for_huge_pages() {
+        let frames = crate::frames::Frames::new(2048, 4096).unwrap();
+        if cfg!(target_os = "linux") && thp_available() {
+            assert_eq!(thp_eligible(frames.arena_middle()), Some(true));
+        }
+    }
+
     #[test]
     fn ranges_without_a_whole_huge_page_are_left_alone() {
         let mut small: Vec<u8> = Vec::with_capacity(HUGE_PAGE - 1);
