@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::cipher::{self, ReadFailure, Seal};
 use crate::config::{Config, FileFactory};
 use crate::entry::Place;
 use crate::error::{Error, Result, copy_io_error};
+use crate::recycle::Recycler;
 use crate::state::{Keep, Shared, State};
 use crate::stats::Stats;
 use crate::writer;
@@ -143,6 +144,8 @@ where
             room: Condvar::new(),
             factory,
             config,
+            recycler: Recycler::default(),
+            read_helper: OnceLock::new(),
         });
         let writer = writer::spawn(Arc::clone(&shared))?;
         Ok(SpillCache {
@@ -265,7 +268,7 @@ where
     fn insert(&self, key: &[u8], data: &[u8], keep: Keep, wait: Wait) -> Result<()> {
         self.check_key(key)?;
         // Copy before taking the lock: large values must not stall others.
-        let data: Arc<[u8]> = Arc::from(data);
+        let data = self.shared.recycler.copy_of(data);
         let len = data.len() as u64;
         let config = &self.shared.config;
         let (wake_writer, wake_waiters) = {
@@ -384,7 +387,15 @@ where
         out: &mut [u8],
         store_in_ram: bool,
     ) -> Result<bool> {
-        let result = cipher::read_sealed(&*read.file, read.offset, out, &read.seal);
+        let helper = if read.len >= cipher::SPLIT_MIN {
+            self.shared
+                .read_helper
+                .get_or_init(|| cipher::ReadHelper::spawn().ok())
+                .as_ref()
+        } else {
+            None
+        };
+        let result = cipher::read_sealed_shared(&read.file, read.offset, out, &read.seal, helper);
         let mut state = self.shared.state.lock();
         if result.is_ok() {
             if store_in_ram {

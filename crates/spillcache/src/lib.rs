@@ -78,11 +78,17 @@
 //! Values of 256 KiB or more are cut into 64 KiB pieces (ChaCha20 seeks to
 //! any block, so each piece is encrypted on its own) that the writer thread
 //! and a helper thread take turns at, so one encrypts while the other writes
-//! and a long value takes about half the serial time; reads of 512 KiB or
-//! more decrypt on two threads likewise (the calling thread and one spawned
-//! for the read; shorter reads stay on the calling thread, where a spawn
-//! would cost more than it saves). Their tag is xxh3 of the pieces' xxh3
-//! tags in order, so it covers every byte and every piece's place.
+//! and a long value takes about half the serial time; reads of such values
+//! decrypt on two threads likewise: the calling thread and the cache's
+//! persistent reader thread, when it is idle (a read never waits behind
+//! another; the reader's pieces come back in its own buffers and are copied
+//! into place). Their tag is xxh3 of the pieces' xxh3 tags in order, so it
+//! covers every byte and every piece's place.
+//!
+//! The buffer of the last value of 256 KiB or more written is kept for the
+//! next `add` of the same length (freed after a second unused), so a stream
+//! of large values copies into pages already mapped: a fresh 64 MiB buffer
+//! costs 16,384 page faults and the kernel's zeroing.
 //!
 //! # What is and is not protected
 //!
@@ -94,9 +100,10 @@
 //!   left once the plaintext is XORed in); the read side's keystream scratch
 //!   is zeroed, and the generator state overwritten, after each use;
 //!   copies the compiler makes on the stack are beyond reach (best effort).
-//! - Values waiting in RAM (and RAM copies) are plaintext and are not zeroed
-//!   when freed: the cache protects what reaches the disk, not the process
-//!   memory.
+//! - Values waiting in RAM (and RAM copies, and the recycled buffer of the
+//!   last large value written) are plaintext and are not zeroed when freed:
+//!   the cache protects what reaches the disk, not the process memory. The
+//!   reader thread's piece buffers are zeroed once copied out.
 //!
 //! # Differences from kitty
 //!
@@ -147,6 +154,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hole;
+mod recycle;
 mod space;
 mod state;
 mod stats;

@@ -165,3 +165,54 @@ fn stress(threads: usize) {
         total
     });
 }
+
+/// Large values of one length (whose buffers the cache recycles, and which
+/// are read on two threads) on four threads: two overwrite keys with new
+/// versions, two read them, whether in RAM or on disk; every read is a
+/// whole version of its own key.
+#[test]
+fn large_values_of_one_length_never_mix_while_buffers_are_recycled() {
+    const LEN: usize = 600 << 10;
+    const LARGE_KEYS: usize = 3;
+    let large = |key: usize, version: u64| -> Vec<u8> {
+        let mut bytes = vec![(key as u8) ^ (version as u8).wrapping_mul(31); LEN];
+        bytes[..8].copy_from_slice(&(key as u64).to_le_bytes());
+        bytes[8..16].copy_from_slice(&version.to_le_bytes());
+        bytes
+    };
+    let dir = TempDir::new("recycle");
+    let cache = SpillCache::new(dir.path()).unwrap();
+    for key in 0..LARGE_KEYS {
+        cache.add(&[key as u8], &large(key, 0)).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for writer in 0..2u64 {
+            let (cache, large) = (&cache, &large);
+            scope.spawn(move || {
+                for version in 1..=40u64 {
+                    let key = (version as usize + writer as usize) % LARGE_KEYS;
+                    cache
+                        .add(&[key as u8], &large(key, version * 2 + writer))
+                        .unwrap();
+                    if version % 8 == 0 {
+                        assert!(cache.wait_for_write(WAIT).unwrap());
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (cache, large) = (&cache, &large);
+            scope.spawn(move || {
+                let mut buf = Vec::new();
+                for i in 0..200 {
+                    let key = i % LARGE_KEYS;
+                    assert!(cache.get_into(&[key as u8], &mut buf).unwrap());
+                    let version = u64::from_le_bytes(buf[8..16].try_into().unwrap());
+                    assert!(buf == large(key, version), "key {key}: a mixed value");
+                }
+            });
+        }
+    });
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache.check_invariants().unwrap();
+}
