@@ -3,7 +3,8 @@
 //! - `spillcache_spill_1mib`: `add` + `wait_for_write` of a 1 MiB value
 //!   against the work it cannot avoid, done one after the other: ChaCha20
 //!   keystream XOR (rand_chacha) and `pwrite` of the same bytes.
-//!   `spillcache_spill_64mib`: the same with 64 MiB values.
+//!   `spillcache_spill_64mib`: the same with 64 MiB values. `ours_shared`
+//!   hands the value over with `add_shared` (an `Arc<[u8]>`, no copy).
 //! - `spillcache_small_1kib`: add + wait of 1,000 values of 1 KiB
 //!   (overwrites, so holes are reused) in a cache holding 100k (and 1M)
 //!   values against one holding 10k: the per-entry cost must not grow with
@@ -115,6 +116,7 @@ fn spill(c: &mut Criterion, name: &str, len: usize) {
     group.throughput(Throughput::Bytes(len as u64));
 
     let cache = SpillCache::new(&dir).expect("cache");
+    let shared: std::sync::Arc<[u8]> = value.as_slice().into();
     let file = blockdev::anonymous_file(&dir).expect("file");
     let mut keystream = vec![0u8; len];
     let mut cipher = vec![0u8; len];
@@ -126,6 +128,16 @@ fn spill(c: &mut Criterion, name: &str, len: usize) {
                 // One key: each add frees the previous copy, so every write
                 // lands at offset 0 like the raw pwrite below.
                 cache.add(b"value", black_box(&value)).unwrap();
+                assert!(cache.wait_for_write(WAIT).unwrap());
+            }),
+        ),
+        (
+            "ours_shared",
+            Box::new(|| {
+                // The caller's bytes, shared instead of copied.
+                cache
+                    .add_shared(b"value", black_box(std::sync::Arc::clone(&shared)))
+                    .unwrap();
                 assert!(cache.wait_for_write(WAIT).unwrap());
             }),
         ),

@@ -19,10 +19,10 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use blockdev::{ReadAt, WriteAt};
 use rand_chacha::ChaCha20Rng;
@@ -424,6 +424,47 @@ fn write_split<D: WriteAt + Sync + ?Sized>(
     Ok(combine(seal.tag_seed, tags))
 }
 
+/// Whether a helper thread joined a split job, or its owner finished the
+/// job first and called the helper off. A helper that is woken late (on a
+/// busy machine, hundreds of microseconds after the hand-over) then costs
+/// the owner nothing: it never waits for a helper that did not start.
+struct Claim(AtomicU8);
+
+impl Claim {
+    const PENDING: u8 = 0;
+    const JOINED: u8 = 1;
+    const CALLED_OFF: u8 = 2;
+
+    fn new() -> Self {
+        Claim(AtomicU8::new(Self::PENDING))
+    }
+
+    /// For the helper: whether it may work on the job.
+    fn join(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::JOINED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// For the owner, with no piece left to take: whether the helper never
+    /// joined (and now never will), so there is nothing to wait for.
+    fn call_off(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::CALLED_OFF,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
 /// A long value being written by the writer thread and its [`Helper`] at
 /// once; each takes the next piece until none is left.
 struct SplitWrite<D> {
@@ -434,6 +475,7 @@ struct SplitWrite<D> {
     seal: Seal,
     next: AtomicUsize,
     failed: AtomicBool,
+    claim: Claim,
 }
 
 impl<D: WriteAt> SplitWrite<D> {
@@ -490,6 +532,11 @@ impl<D: WriteAt + Send + Sync + 'static> Helper<D> {
             .spawn(move || {
                 let mut scratch = vec![0u8; PIECE];
                 for job in job_queue {
+                    let job: Arc<SplitWrite<D>> = job;
+                    if !job.claim.join() {
+                        // The writer finished it alone and waits for nothing.
+                        continue;
+                    }
                     let tags = job.take_pieces(&mut scratch);
                     // Its share of the seal goes before the writer learns
                     // it is done, so the writer's drop wipes the last copy.
@@ -539,20 +586,25 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
         seal: seal.clone(),
         next: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
+        claim: Claim::new(),
     });
     if helper.is_none() {
         *helper = Helper::spawn().ok();
     }
-    let shared = helper
+    // Never blocks: a helper still holding an earlier (called-off) job
+    // leaves this one to the writer.
+    let offered = helper
         .as_ref()
         .and_then(|h| h.jobs.as_ref())
-        .is_some_and(|jobs| jobs.send(Arc::clone(&job)).is_ok());
+        .map(|jobs| jobs.try_send(Arc::clone(&job)));
+    let stopped = matches!(offered, None | Some(Err(TrySendError::Disconnected(_))));
     if scratch.len() < PIECE {
         scratch.resize(PIECE, 0);
     }
     let mine = job.take_pieces(&mut scratch[..PIECE]);
-    // Always wait for the helper: the reservation must not be reused while
-    // it may still write there.
+    // Wait for a helper that joined: the reservation must not be reused
+    // while it may still write there.
+    let shared = matches!(offered, Some(Ok(()))) && !job.claim.call_off();
     let theirs = match (shared, helper.as_ref()) {
         (true, Some(h)) => h
             .results
@@ -560,7 +612,7 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
             .unwrap_or_else(|_| Err(io::Error::other("the spillcache cipher thread stopped"))),
         _ => Ok(Vec::new()),
     };
-    if !shared || theirs.is_err() {
+    if stopped || theirs.is_err() {
         // Gone or failing: start a fresh one next time.
         *helper = None;
     }
@@ -644,6 +696,7 @@ struct SplitRead<D> {
     seal: Seal,
     next: AtomicUsize,
     failed: AtomicBool,
+    claim: Claim,
 }
 
 impl<D> SplitRead<D> {
@@ -691,6 +744,10 @@ impl<D: ReadAt + Send + Sync + 'static> ReadHelper<D> {
                 for (job, results) in job_queue {
                     let job: Arc<SplitRead<D>> = job;
                     let results: Sender<HelperPiece> = results;
+                    if !job.claim.join() {
+                        // The reader finished it alone and waits for nothing.
+                        continue;
+                    }
                     let mut result = Ok(());
                     while let Some(index) = job.take() {
                         let mut bytes = Zeroizing::new(vec![0u8; job.piece_len(index)]);
@@ -773,6 +830,7 @@ fn read_with_helper<D: ReadAt + Send + Sync + 'static>(
         seal: seal.clone(),
         next: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
+        claim: Claim::new(),
     });
     let mut helper_busy = helper.offer(Arc::clone(&job), results);
     let mut tags = Zeroizing::new(vec![0u64; count]);
@@ -814,7 +872,10 @@ fn read_with_helper<D: ReadAt + Send + Sync + 'static>(
             }
         }
     }
-    // Wait for the helper to finish: it may still be reading this value.
+    // Wait for a helper that joined: it may still be reading this value.
+    if helper_busy && job.claim.call_off() {
+        helper_busy = false;
+    }
     while helper_busy {
         let Ok(message) = from_helper.recv() else {
             result = result.and(Err(ReadFailure::Io(io::Error::other(
@@ -1261,6 +1322,42 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn a_claim_goes_to_the_helper_or_is_called_off_never_both() {
+        let joined = Claim::new();
+        assert!(joined.join(), "a pending job can be joined");
+        assert!(!joined.call_off(), "a joined helper must be waited for");
+        let called_off = Claim::new();
+        assert!(called_off.call_off(), "nobody joined: nothing to wait for");
+        assert!(!called_off.join(), "a late helper must not touch the job");
+        // Raced from two threads: exactly one side wins.
+        for _ in 0..100 {
+            let claim = Claim::new();
+            let (joined, called_off) = thread::scope(|scope| {
+                let helper = scope.spawn(|| claim.join());
+                let called_off = claim.call_off();
+                (helper.join().unwrap(), called_off)
+            });
+            assert!(joined != called_off);
+        }
+    }
+
+    #[test]
+    fn many_long_values_in_a_row_are_exact_whether_or_not_the_helper_joins() {
+        let device = Arc::new(MemDevice::new());
+        let mut helper = None;
+        let mut scratch = Vec::new();
+        for round in 0..30u8 {
+            let len = SPLIT_MIN + usize::from(round) * 4099;
+            let plain: Arc<[u8]> = pattern(len).iter().map(|b| b ^ round).collect();
+            let seal = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper).unwrap();
+            let mut out = vec![0u8; len];
+            read_sealed(&*device, 0, &mut out, &seal).unwrap();
+            assert!(out[..] == plain[..], "round {round}");
+        }
+        assert!(helper.is_some(), "a busy helper is kept, not replaced");
     }
 
     /// Fails every write that starts at or past its limit.

@@ -25,7 +25,8 @@
 //!
 //! # How it works
 //!
-//! - [`SpillCache::add`] copies the value into RAM and queues its key; the
+//! - [`SpillCache::add`] copies the value into RAM ([`SpillCache::add_shared`]
+//!   takes an `Arc<[u8]>` without a copy) and queues its key; the
 //!   writer thread, woken through a condition variable, takes queued values
 //!   in order, reserves space (best fit in the [`HoleIndex`], else at the
 //!   end), encrypts and writes outside the lock, then records the position

@@ -216,3 +216,38 @@ fn large_values_of_one_length_never_mix_while_buffers_are_recycled() {
     assert!(cache.wait_for_write(WAIT).unwrap());
     cache.check_invariants().unwrap();
 }
+
+/// A value added with `add_shared` is the caller's buffer, not a copy: the
+/// caller's `Arc` stays unchanged while the cache writes it, and while its
+/// buffer-recycling takes later values of the same length.
+#[test]
+fn a_shared_value_is_never_recycled_while_its_caller_holds_it() {
+    const LEN: usize = 512 << 10;
+    let dir = TempDir::new("shared");
+    let cache = SpillCache::new(dir.path()).unwrap();
+    let frame: Arc<[u8]> = vec![0x11u8; LEN].into();
+    cache.add_shared(b"frame", Arc::clone(&frame)).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    for round in 0..4u8 {
+        cache.add(b"other", &vec![round; LEN]).unwrap();
+        assert!(cache.wait_for_write(WAIT).unwrap());
+        assert_eq!(cache.get(b"other").unwrap(), Some(vec![round; LEN]));
+    }
+    assert!(frame.iter().all(|&b| b == 0x11), "the caller's bytes");
+    assert_eq!(cache.get(b"frame").unwrap().as_deref(), Some(&frame[..]));
+    // Dropped by the caller, the written value's buffer may be recycled;
+    // the value on disk is unaffected.
+    drop(frame);
+    cache
+        .add_shared(b"frame", vec![0x22u8; LEN].into())
+        .unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache.add(b"next", &vec![0x33u8; LEN]).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.get(b"frame").unwrap(), Some(vec![0x22u8; LEN]));
+    assert_eq!(cache.get(b"next").unwrap(), Some(vec![0x33u8; LEN]));
+    assert!(matches!(
+        cache.add_shared(&[0u8; 1000], vec![1u8].into()),
+        Err(spillcache::Error::KeyTooLong { .. })
+    ));
+}
