@@ -86,10 +86,11 @@
 //! into place). Their tag is xxh3 of the pieces' xxh3 tags in order, so it
 //! covers every byte and every piece's place.
 //!
-//! The buffer of the last value of 256 KiB or more written is kept for the
-//! next `add` of the same length (freed after a second unused), so a stream
-//! of large values copies into pages already mapped: a fresh 64 MiB buffer
-//! costs 16,384 page faults and the kernel's zeroing.
+//! The buffers of values of 256 KiB or more, once written, are kept for the
+//! next `add`s of the same length (at most 64 of them, a quarter of
+//! [`Builder::max_pending_bytes`] in all, each freed after a second unused),
+//! so a stream of large values copies into pages already mapped: a fresh
+//! 64 MiB buffer costs 16,384 page faults and the kernel's zeroing.
 //!
 //! # What is and is not protected
 //!
@@ -101,8 +102,8 @@
 //!   left once the plaintext is XORed in); the read side's keystream scratch
 //!   is zeroed, and the generator state overwritten, after each use;
 //!   copies the compiler makes on the stack are beyond reach (best effort).
-//! - Values waiting in RAM (and RAM copies, and the recycled buffer of the
-//!   last large value written) are plaintext and are not zeroed when freed:
+//! - Values waiting in RAM (and RAM copies, and the spare buffers of large
+//!   values written) are plaintext and are not zeroed when freed:
 //!   the cache protects what reaches the disk, not the process memory. The
 //!   reader thread's piece buffers are zeroed once copied out.
 //!

@@ -28,7 +28,7 @@ pub(crate) struct Shared<D> {
     pub(crate) room: Condvar,
     pub(crate) factory: Box<dyn FileFactory<File = D>>,
     pub(crate) config: Config,
-    /// The buffer of the last large value written, for the next `add`.
+    /// Buffers of large values written, for the next `add`s.
     pub(crate) recycler: Recycler,
     /// Decrypts pieces of long values beside their readers; started by the
     /// first such read (`None` if it could not start).

@@ -90,13 +90,13 @@ where
         match next_job(&mut state) {
             Some(job) => {
                 let spare = write_one(shared, &mut state, job, &mut scratch, &mut helper);
-                if let Some(buf) = spare {
-                    let unused = shared.recycler.put_back(
-                        buf,
-                        shared.config.max_pending_bytes,
-                        Instant::now(),
-                    );
-                    drop_outside(&mut state, unused);
+                // Small buffers are freed here, under the lock, as before.
+                if let Some(buf) = spare.filter(|buf| buf.len() >= RECYCLE_MIN) {
+                    // Spares may hold a quarter of the pending bound.
+                    let limit = shared.config.max_pending_bytes / 4;
+                    if let Some(unused) = shared.recycler.put_back(buf, limit, Instant::now()) {
+                        MutexGuard::unlocked(&mut state, || drop(unused));
+                    }
                 }
                 defragged_last = false;
             }
@@ -132,11 +132,11 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Frees `buf`, a large one without the lock (unmapping it takes time).
-fn drop_outside<D>(state: &mut MutexGuard<'_, State<D>>, buf: Option<Arc<[u8]>>) {
-    match buf {
-        Some(buf) if buf.len() >= RECYCLE_MIN => MutexGuard::unlocked(state, || drop(buf)),
-        other => drop(other),
+/// Frees `buffers` (spares, all large) without the lock: unmapping takes
+/// time.
+fn drop_outside<D>(state: &mut MutexGuard<'_, State<D>>, buffers: Vec<Arc<[u8]>>) {
+    if !buffers.is_empty() {
+        MutexGuard::unlocked(state, || drop(buffers));
     }
 }
 
