@@ -104,8 +104,9 @@
 //!   copies the compiler makes on the stack are beyond reach (best effort).
 //! - Values waiting in RAM (and RAM copies, and the spare buffers of large
 //!   values written) are plaintext and are not zeroed when freed:
-//!   the cache protects what reaches the disk, not the process memory. The
-//!   reader thread's piece buffers are zeroed once copied out.
+//!   the cache protects what reaches the disk, not the process memory; the
+//!   reader thread's piece buffers likewise hold the last pieces it
+//!   decrypted until it reuses them.
 //!
 //! # Differences from kitty
 //!
