@@ -3,7 +3,8 @@
 //! - `spillcache_spill_1mib`: `add` + `wait_for_write` of a 1 MiB value
 //!   against the work it cannot avoid, done one after the other: ChaCha20
 //!   keystream XOR (rand_chacha) and `pwrite` of the same bytes.
-//!   `spillcache_spill_64mib`: the same with 64 MiB values.
+//!   `spillcache_spill_64mib`: the same with 64 MiB values. `ours_shared`
+//!   hands the value over with `add_shared` (an `Arc<[u8]>`, no copy).
 //! - `spillcache_small_1kib`: add + wait of 1,000 values of 1 KiB
 //!   (overwrites, so holes are reused) in a cache holding 100k (and 1M)
 //!   values against one holding 10k: the per-entry cost must not grow with
@@ -25,6 +26,10 @@
 //!   disk read per value). 1000 x 4 KiB and 100 x 1 MiB. foyer does not
 //!   encrypt; ours does, so the ratio includes the price of ChaCha20.
 //!
+//! The sides of the spill, get and foyer groups are timed interleaved
+//! ([`benches::bench_interleaved`]), so their ratios do not depend on how
+//! the machine's load changed between them.
+//!
 //! Files live in `SPILLCACHE_BENCH_DIR` (default: the system temp dir).
 
 use std::hint::black_box;
@@ -32,6 +37,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use benches::{Interleave, Side, bench_interleaved};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -92,35 +98,59 @@ fn spill_64mib(c: &mut Criterion) {
     spill(c, "spillcache_spill_64mib", 64 * MIB);
 }
 
+/// How the interleaved groups are timed: both sides of a row alternate
+/// ([`bench_interleaved`]), so a change of the machine's load between them
+/// does not move their ratio.
+fn plan() -> Interleave {
+    Interleave {
+        warm_up: Duration::from_millis(500),
+        measurement: measurement_time(),
+        samples: 10,
+    }
+}
+
 fn spill(c: &mut Criterion, name: &str, len: usize) {
     let dir = bench_dir();
     let value = pseudo_random(len, 1);
     let mut group = c.benchmark_group(name);
-    group_settings(&mut group);
     group.throughput(Throughput::Bytes(len as u64));
 
     let cache = SpillCache::new(&dir).expect("cache");
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            // One key: each add frees the previous copy, so every write lands
-            // at offset 0 like the raw pwrite below.
-            cache.add(b"value", black_box(&value)).unwrap();
-            assert!(cache.wait_for_write(WAIT).unwrap());
-        })
-    });
-    drop(cache);
-
+    let shared: std::sync::Arc<[u8]> = value.as_slice().into();
     let file = blockdev::anonymous_file(&dir).expect("file");
     let mut keystream = vec![0u8; len];
     let mut cipher = vec![0u8; len];
     let mut key = 0u8;
-    group.bench_function("chacha_xor_pwrite", |b| {
-        b.iter(|| {
-            key = key.wrapping_add(1);
-            chacha_xor(key, black_box(&value), &mut keystream, &mut cipher);
-            file.write_all_at(&cipher, 0).unwrap();
-        })
-    });
+    let sides: Vec<Side<'_>> = vec![
+        (
+            "ours",
+            Box::new(|| {
+                // One key: each add frees the previous copy, so every write
+                // lands at offset 0 like the raw pwrite below.
+                cache.add(b"value", black_box(&value)).unwrap();
+                assert!(cache.wait_for_write(WAIT).unwrap());
+            }),
+        ),
+        (
+            "ours_shared",
+            Box::new(|| {
+                // The caller's bytes, shared instead of copied.
+                cache
+                    .add_shared(b"value", black_box(std::sync::Arc::clone(&shared)))
+                    .unwrap();
+                assert!(cache.wait_for_write(WAIT).unwrap());
+            }),
+        ),
+        (
+            "chacha_xor_pwrite",
+            Box::new(|| {
+                key = key.wrapping_add(1);
+                chacha_xor(key, black_box(&value), &mut keystream, &mut cipher);
+                file.write_all_at(&cipher, 0).unwrap();
+            }),
+        ),
+    ];
+    bench_interleaved(&mut group, &plan(), sides);
     group.finish();
 }
 
@@ -209,27 +239,32 @@ fn get_1mib(c: &mut Criterion) {
     assert!(cache.wait_for_write(WAIT).unwrap());
 
     let mut group = c.benchmark_group("spillcache_get_1mib");
-    group_settings(&mut group);
     group.throughput(Throughput::Bytes(MIB as u64));
     // Checked before, not after: a filtered run skips the bench body.
     let mut out = Vec::new();
     assert!(cache.get_into(b"value", &mut out).unwrap());
     assert!(out == value);
-    group.bench_function("get_into", |b| {
-        b.iter(|| assert!(cache.get_into(black_box(b"value"), &mut out).unwrap()))
-    });
-    group.bench_function("get", |b| {
-        b.iter(|| cache.get(black_box(b"value")).unwrap().unwrap())
-    });
     let mut keystream = vec![0u8; MIB];
     let mut plain = vec![0u8; MIB];
     let mut key = 0u8;
-    group.bench_function("chacha_xor", |b| {
-        b.iter(|| {
-            key = key.wrapping_add(1);
-            chacha_xor(key, black_box(&value), &mut keystream, &mut plain);
-        })
-    });
+    let sides: Vec<Side<'_>> = vec![
+        (
+            "get_into",
+            Box::new(|| assert!(cache.get_into(black_box(b"value"), &mut out).unwrap())),
+        ),
+        (
+            "get",
+            Box::new(|| drop(black_box(cache.get(black_box(b"value")).unwrap().unwrap()))),
+        ),
+        (
+            "chacha_xor",
+            Box::new(|| {
+                key = key.wrapping_add(1);
+                chacha_xor(key, black_box(&value), &mut keystream, &mut plain);
+            }),
+        ),
+    ];
+    bench_interleaved(&mut group, &plan(), sides);
     group.finish();
 }
 
@@ -372,7 +407,6 @@ fn foyer_peer(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let mut group = c.benchmark_group("spillcache_foyer");
-    group_settings(&mut group);
 
     for (name, entries, len) in [("4k", 1000usize, 4096usize), ("1m", 100, MIB)] {
         let values: Vec<Vec<u8>> = (0..entries)
@@ -383,22 +417,6 @@ fn foyer_peer(c: &mut Criterion) {
 
         let ours_dir = ScratchDir::new("foyer-ours");
         let cache = SpillCache::new(&ours_dir.0).unwrap();
-        group.bench_function(format!("ours_{name}"), |b| {
-            let mut buf = Vec::new();
-            b.iter(|| {
-                for (i, value) in values.iter().enumerate() {
-                    cache.add(&(i as u64).to_le_bytes(), value).unwrap();
-                }
-                assert!(cache.wait_for_write(WAIT).unwrap());
-                for i in 0..entries {
-                    assert!(cache.get_into(&(i as u64).to_le_bytes(), &mut buf).unwrap());
-                    black_box(&buf);
-                }
-            })
-        });
-        assert_eq!(cache.num_cached_in_ram(), 0, "ours must read from disk");
-        drop(cache);
-
         let foyer_dir = ScratchDir::new("foyer");
         // Room for every value twice over, and queues that take a whole
         // batch: foyer drops insertions past its submit queue, and a dropped
@@ -424,27 +442,49 @@ fn foyer_peer(c: &mut Criterion) {
                 .await
                 .expect("foyer hybrid cache")
         });
-        group.bench_function(format!("foyer_{name}"), |b| {
-            b.iter(|| {
-                runtime.block_on(async {
+        let mut buf = Vec::new();
+        let ours_id = format!("ours_{name}");
+        let foyer_id = format!("foyer_{name}");
+        let sides: Vec<Side<'_>> = vec![
+            (
+                &ours_id,
+                Box::new(|| {
                     for (i, value) in values.iter().enumerate() {
-                        hybrid.insert(i as u64, value.clone());
+                        cache.add(&(i as u64).to_le_bytes(), value).unwrap();
                     }
-                    hybrid.storage().wait().await;
-                    hybrid.memory().clear();
-                    let reads_before = hybrid.statistics().disk_read_ios();
+                    assert!(cache.wait_for_write(WAIT).unwrap());
                     for i in 0..entries {
-                        let entry = hybrid.get(&(i as u64)).await.unwrap();
-                        black_box(entry.expect("foyer lost a value").value().len());
+                        assert!(cache.get_into(&(i as u64).to_le_bytes(), &mut buf).unwrap());
+                        black_box(&buf);
                     }
-                    let disk_reads = hybrid.statistics().disk_read_ios() - reads_before;
-                    assert!(
-                        disk_reads >= entries,
-                        "foyer served {entries} gets with {disk_reads} disk reads"
-                    );
-                })
-            })
-        });
+                }),
+            ),
+            (
+                &foyer_id,
+                Box::new(|| {
+                    runtime.block_on(async {
+                        for (i, value) in values.iter().enumerate() {
+                            hybrid.insert(i as u64, value.clone());
+                        }
+                        hybrid.storage().wait().await;
+                        hybrid.memory().clear();
+                        let reads_before = hybrid.statistics().disk_read_ios();
+                        for i in 0..entries {
+                            let entry = hybrid.get(&(i as u64)).await.unwrap();
+                            black_box(entry.expect("foyer lost a value").value().len());
+                        }
+                        let disk_reads = hybrid.statistics().disk_read_ios() - reads_before;
+                        assert!(
+                            disk_reads >= entries,
+                            "foyer served {entries} gets with {disk_reads} disk reads"
+                        );
+                    })
+                }),
+            ),
+        ];
+        bench_interleaved(&mut group, &plan(), sides);
+        assert_eq!(cache.num_cached_in_ram(), 0, "ours must read from disk");
+        drop(cache);
         runtime.block_on(hybrid.close()).unwrap();
     }
     group.finish();

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::cipher::{self, ReadFailure, Seal};
 use crate::config::{Config, FileFactory};
 use crate::entry::Place;
 use crate::error::{Error, Result, copy_io_error};
+use crate::recycle::Recycler;
 use crate::state::{Keep, Shared, State};
 use crate::stats::Stats;
 use crate::writer;
@@ -143,6 +144,8 @@ where
             room: Condvar::new(),
             factory,
             config,
+            recycler: Recycler::default(),
+            read_helper: OnceLock::new(),
         });
         let writer = writer::spawn(Arc::clone(&shared))?;
         Ok(SpillCache {
@@ -184,6 +187,34 @@ where
     /// # Ok::<(), spillcache::Error>(())
     /// ```
     pub fn add(&self, key: &[u8], data: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        // Copy before taking the lock: large values must not stall others.
+        let data = self.shared.recycler.copy_of(data);
+        self.insert(key, data, Keep::Spill, Wait::Forever)
+    }
+
+    /// Like [`add`](Self::add), but shares `data` instead of copying it:
+    /// the cache keeps a reference until the value is written, so a caller
+    /// that already holds its bytes in an `Arc<[u8]>` saves a copy (for a
+    /// 64 MiB value, a pass over 64 MiB of RAM before the writer can start).
+    /// `Arc<[u8]>` is immutable, so the value cannot change under the cache.
+    ///
+    /// # Errors
+    /// As [`add`](Self::add).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let cache = spillcache::SpillCache::new(std::env::temp_dir())?;
+    /// let frame: Arc<[u8]> = vec![9u8; 1 << 20].into();
+    /// cache.add_shared(b"frame", Arc::clone(&frame))?; // no copy
+    /// assert!(cache.wait_for_write(Duration::from_secs(5))?);
+    /// assert_eq!(cache.get(b"frame")?.as_deref(), Some(&frame[..]));
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn add_shared(&self, key: &[u8], data: Arc<[u8]>) -> Result<()> {
+        self.check_key(key)?;
         self.insert(key, data, Keep::Spill, Wait::Forever)
     }
 
@@ -214,6 +245,8 @@ where
     /// # Ok::<(), spillcache::Error>(())
     /// ```
     pub fn try_add(&self, key: &[u8], data: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        let data = self.shared.recycler.copy_of(data);
         self.insert(key, data, Keep::Spill, Wait::No)
     }
 
@@ -238,6 +271,8 @@ where
             Some(deadline) => Wait::Until(deadline),
             None => Wait::Forever,
         };
+        self.check_key(key)?;
+        let data = self.shared.recycler.copy_of(data);
         self.insert(key, data, Keep::Spill, wait)
     }
 
@@ -259,13 +294,12 @@ where
     /// # Ok::<(), spillcache::Error>(())
     /// ```
     pub fn add_memory_only(&self, key: &[u8], data: &[u8]) -> Result<()> {
-        self.insert(key, data, Keep::MemoryOnly, Wait::No)
+        self.check_key(key)?;
+        self.insert(key, Arc::from(data), Keep::MemoryOnly, Wait::No)
     }
 
-    fn insert(&self, key: &[u8], data: &[u8], keep: Keep, wait: Wait) -> Result<()> {
-        self.check_key(key)?;
-        // Copy before taking the lock: large values must not stall others.
-        let data: Arc<[u8]> = Arc::from(data);
+    /// Stores `data` (already checked and copied) under `key`.
+    fn insert(&self, key: &[u8], data: Arc<[u8]>, keep: Keep, wait: Wait) -> Result<()> {
         let len = data.len() as u64;
         let config = &self.shared.config;
         let (wake_writer, wake_waiters) = {
@@ -384,7 +418,15 @@ where
         out: &mut [u8],
         store_in_ram: bool,
     ) -> Result<bool> {
-        let result = cipher::read_sealed(&*read.file, read.offset, out, &read.seal);
+        let helper = if read.len >= cipher::SPLIT_MIN {
+            self.shared
+                .read_helper
+                .get_or_init(|| cipher::ReadHelper::spawn().ok())
+                .as_ref()
+        } else {
+            None
+        };
+        let result = cipher::read_sealed_shared(&read.file, read.offset, out, &read.seal, helper);
         let mut state = self.shared.state.lock();
         if result.is_ok() {
             if store_in_ram {

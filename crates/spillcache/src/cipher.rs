@@ -19,10 +19,10 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use blockdev::{ReadAt, WriteAt};
 use rand_chacha::ChaCha20Rng;
@@ -44,9 +44,9 @@ const KEYSTREAM_BLOCK: usize = 4096;
 /// writer thread.
 pub(crate) const SPLIT_MIN: usize = 256 << 10;
 
-/// Split values this long or longer are decrypted on two threads. Reads
-/// come from any thread, into the caller's buffer, so the helper is a
-/// scoped thread spawned per read. On the idle development machine that
+/// Without a [`ReadHelper`] (it could not start), split values this long
+/// or longer are decrypted on two threads with a scoped thread spawned per
+/// read. On the idle development machine that
 /// made 1 MiB `get_into` 1.26-1.29x the single-thread ChaCha20 XOR
 /// (376-386 us against 484 us; one thread: 0.80-0.85x); 512 KiB saves about
 /// 120 us of decryption against a spawn of tens of microseconds. With no
@@ -201,11 +201,20 @@ fn xor2(buf: &mut [u8], key: &[u8]) {
 impl Drop for Keystream {
     fn drop(&mut self) {
         // The block may hold unused keystream; only the filled part was written.
-        self.block[..self.filled.div_ceil(4) * 4].zeroize();
+        wipe(&mut self.block[..self.filled.div_ceil(4) * 4]);
         // Best effort: overwrite the generator state (which holds the key).
         self.rng = ChaCha20Rng::from_seed([0; 32]);
         std::hint::black_box(&self.rng);
     }
+}
+
+/// Zeroes `bytes` with a plain fill the compiler vectorizes, then hands
+/// them to `black_box` so the stores cannot be dropped as dead. zeroize's
+/// byte-by-byte volatile stores cost about ten times more: for a 4 KiB
+/// block, a real share of reading a 4 KiB value.
+fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    std::hint::black_box(&*bytes);
 }
 
 /// The ChaCha20 keystream of one seal generated straight into the
@@ -424,6 +433,47 @@ fn write_split<D: WriteAt + Sync + ?Sized>(
     Ok(combine(seal.tag_seed, tags))
 }
 
+/// Whether a helper thread joined a split job, or its owner finished the
+/// job first and called the helper off. A helper that is woken late (on a
+/// busy machine, hundreds of microseconds after the hand-over) then costs
+/// the owner nothing: it never waits for a helper that did not start.
+struct Claim(AtomicU8);
+
+impl Claim {
+    const PENDING: u8 = 0;
+    const JOINED: u8 = 1;
+    const CALLED_OFF: u8 = 2;
+
+    fn new() -> Self {
+        Claim(AtomicU8::new(Self::PENDING))
+    }
+
+    /// For the helper: whether it may work on the job.
+    fn join(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::JOINED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// For the owner, with no piece left to take: whether the helper never
+    /// joined (and now never will), so there is nothing to wait for.
+    fn call_off(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::CALLED_OFF,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
 /// A long value being written by the writer thread and its [`Helper`] at
 /// once; each takes the next piece until none is left.
 struct SplitWrite<D> {
@@ -434,6 +484,7 @@ struct SplitWrite<D> {
     seal: Seal,
     next: AtomicUsize,
     failed: AtomicBool,
+    claim: Claim,
 }
 
 impl<D: WriteAt> SplitWrite<D> {
@@ -490,6 +541,11 @@ impl<D: WriteAt + Send + Sync + 'static> Helper<D> {
             .spawn(move || {
                 let mut scratch = vec![0u8; PIECE];
                 for job in job_queue {
+                    let job: Arc<SplitWrite<D>> = job;
+                    if !job.claim.join() {
+                        // The writer finished it alone and waits for nothing.
+                        continue;
+                    }
                     let tags = job.take_pieces(&mut scratch);
                     // Its share of the seal goes before the writer learns
                     // it is done, so the writer's drop wipes the last copy.
@@ -539,20 +595,25 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
         seal: seal.clone(),
         next: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
+        claim: Claim::new(),
     });
     if helper.is_none() {
         *helper = Helper::spawn().ok();
     }
-    let shared = helper
+    // Never blocks: a helper still holding an earlier (called-off) job
+    // leaves this one to the writer.
+    let offered = helper
         .as_ref()
         .and_then(|h| h.jobs.as_ref())
-        .is_some_and(|jobs| jobs.send(Arc::clone(&job)).is_ok());
+        .map(|jobs| jobs.try_send(Arc::clone(&job)));
+    let stopped = matches!(offered, None | Some(Err(TrySendError::Disconnected(_))));
     if scratch.len() < PIECE {
         scratch.resize(PIECE, 0);
     }
     let mine = job.take_pieces(&mut scratch[..PIECE]);
-    // Always wait for the helper: the reservation must not be reused while
-    // it may still write there.
+    // Wait for a helper that joined: the reservation must not be reused
+    // while it may still write there.
+    let shared = matches!(offered, Some(Ok(()))) && !job.claim.call_off();
     let theirs = match (shared, helper.as_ref()) {
         (true, Some(h)) => h
             .results
@@ -560,7 +621,7 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
             .unwrap_or_else(|_| Err(io::Error::other("the spillcache cipher thread stopped"))),
         _ => Ok(Vec::new()),
     };
-    if !shared || theirs.is_err() {
+    if stopped || theirs.is_err() {
         // Gone or failing: start a fresh one next time.
         *helper = None;
     }
@@ -578,7 +639,30 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
     Ok(seal)
 }
 
-/// Reads, checks and decrypts the pieces of a long value on two threads.
+/// Reads, checks and decrypts piece `index` of a long value (`piece` is
+/// its place in the output); returns the piece's tag.
+fn decrypt_piece<D: ReadAt + ?Sized>(
+    device: &D,
+    offset: u64,
+    seal: &Seal,
+    index: usize,
+    piece: &mut [u8],
+) -> Result<u64, ReadFailure> {
+    let start = index * PIECE;
+    device
+        .read_exact_at(offset + start as u64, piece)
+        .map_err(ReadFailure::Io)?;
+    let mut keystream = Keystream::at(seal, start, piece.len());
+    let mut tag = Xxh3::with_seed(seal.tag_seed);
+    for part in piece.chunks_mut(KEYSTREAM_BLOCK) {
+        tag.update(part);
+        keystream.xor_in_place(part);
+    }
+    Ok(tag.digest())
+}
+
+/// Reads, checks and decrypts the pieces of a long value on two threads
+/// (from [`THREADED_READ_MIN`]; a scoped thread per read).
 fn read_split<D: ReadAt + Sync + ?Sized>(
     device: &D,
     offset: u64,
@@ -590,21 +674,249 @@ fn read_split<D: ReadAt + Sync + ?Sized>(
         out.chunks_mut(PIECE),
         [(), ()],
         threaded,
-        |_: &mut (), index, piece: &mut [u8]| -> Result<u64, ReadFailure> {
-            let start = index * PIECE;
-            device
-                .read_exact_at(offset + start as u64, piece)
-                .map_err(ReadFailure::Io)?;
-            let mut keystream = Keystream::at(seal, start, piece.len());
-            let mut tag = Xxh3::with_seed(seal.tag_seed);
-            for part in piece.chunks_mut(KEYSTREAM_BLOCK) {
-                tag.update(part);
-                keystream.xor_in_place(part);
-            }
-            Ok(tag.digest())
-        },
+        |_: &mut (), index, piece: &mut [u8]| decrypt_piece(device, offset, seal, index, piece),
     )?;
     if combine(seal.tag_seed, tags) == seal.tag {
+        Ok(())
+    } else {
+        Err(ReadFailure::Corrupt)
+    }
+}
+
+/// What a [`ReadHelper`] sends back while it works on one read.
+enum HelperPiece {
+    /// Piece `index`, decrypted (and checked against `tag` by the reader).
+    Done {
+        index: usize,
+        tag: u64,
+        bytes: Vec<u8>,
+    },
+    /// It takes no more pieces of this read; the error if one failed.
+    Finished(Result<(), ReadFailure>),
+}
+
+/// A long value being read by a caller and the [`ReadHelper`] at once;
+/// each takes the next piece until none is left.
+struct SplitRead<D> {
+    device: Arc<D>,
+    offset: u64,
+    len: usize,
+    /// A copy of the value's seal (wiped when the last holder drops it).
+    seal: Seal,
+    next: AtomicUsize,
+    failed: AtomicBool,
+    claim: Claim,
+}
+
+impl<D> SplitRead<D> {
+    /// The index of the next piece to do, or `None` when none is left or
+    /// one failed.
+    fn take(&self) -> Option<usize> {
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        (index < self.len.div_ceil(PIECE)).then_some(index)
+    }
+
+    fn piece_len(&self, index: usize) -> usize {
+        PIECE.min(self.len - index * PIECE)
+    }
+}
+
+/// A read handed to the [`ReadHelper`], and where to send its pieces.
+type ReadJob<D> = (Arc<SplitRead<D>>, Sender<HelperPiece>);
+
+/// A thread that decrypts pieces of long values beside the thread reading
+/// them, shared by every reader of a cache. Persistent, because a thread
+/// spawned per read cost the reader ~50-100 us on the idle development
+/// machine and 120-290 us on the loaded one before it could start; handing
+/// a read over costs a channel send. It only takes a read when it is idle
+/// (a rendezvous channel), so a reader never waits behind another read.
+/// The pieces it does come back in buffers of its own that the reader
+/// copies into place (a 64 KiB copy from cache is a small fraction of
+/// decrypting the piece) and sends back for the next pieces: they hold
+/// plaintext between reads, like the values a cache keeps in RAM. Ends
+/// when dropped.
+pub(crate) struct ReadHelper<D> {
+    /// A read, and where to send its pieces (the helper holds the only
+    /// sender, so a reader waiting for it learns if the thread died).
+    jobs: Option<Sender<ReadJob<D>>>,
+    /// Piece buffers going back to the thread.
+    spares: Sender<Vec<u8>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<D: ReadAt + Send + Sync + 'static> ReadHelper<D> {
+    /// Starts the thread.
+    pub(crate) fn spawn() -> io::Result<Self> {
+        let (jobs, job_queue) = crossbeam_channel::bounded(0);
+        let (spares, returned) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let thread = thread::Builder::new()
+            .name("spillcache-reader".into())
+            .spawn(move || {
+                for (job, results) in job_queue {
+                    let job: Arc<SplitRead<D>> = job;
+                    let results: Sender<HelperPiece> = results;
+                    if !job.claim.join() {
+                        // The reader finished it alone and waits for nothing.
+                        continue;
+                    }
+                    let mut result = Ok(());
+                    while let Some(index) = job.take() {
+                        let mut bytes = returned.try_recv().unwrap_or_default();
+                        // Every byte is overwritten by the read.
+                        bytes.resize(job.piece_len(index), 0);
+                        match decrypt_piece(&*job.device, job.offset, &job.seal, index, &mut bytes)
+                        {
+                            Ok(tag) => {
+                                let done = HelperPiece::Done { index, tag, bytes };
+                                if results.send(done).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                job.failed.store(true, Ordering::Relaxed);
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    // The reader may have gone (it never does before this).
+                    let _ = results.send(HelperPiece::Finished(result));
+                }
+            })?;
+        Ok(ReadHelper {
+            jobs: Some(jobs),
+            spares,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `job` to the thread if it is idle now.
+    fn offer(&self, job: Arc<SplitRead<D>>, results: Sender<HelperPiece>) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.try_send((job, results)).is_ok())
+    }
+}
+
+impl<D> Drop for ReadHelper<D> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panic there was already reported as a failed read.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// [`read_sealed`] for a cache's readers: a long value is decrypted by the
+/// calling thread and `helper`, if it is idle (else by the calling thread
+/// alone). On any failure `out` is zeroed.
+pub(crate) fn read_sealed_shared<D: ReadAt + Send + Sync + 'static>(
+    device: &Arc<D>,
+    offset: u64,
+    out: &mut [u8],
+    seal: &Seal,
+    helper: Option<&ReadHelper<D>>,
+) -> Result<(), ReadFailure> {
+    let Some(helper) = helper.filter(|_| out.len() >= SPLIT_MIN) else {
+        return read_sealed(&**device, offset, out, seal);
+    };
+    let result = read_with_helper(device, offset, out, seal, helper);
+    if result.is_err() {
+        out.zeroize();
+    }
+    result
+}
+
+fn read_with_helper<D: ReadAt + Send + Sync + 'static>(
+    device: &Arc<D>,
+    offset: u64,
+    out: &mut [u8],
+    seal: &Seal,
+    helper: &ReadHelper<D>,
+) -> Result<(), ReadFailure> {
+    let count = out.len().div_ceil(PIECE);
+    let (results, from_helper) = crossbeam_channel::unbounded();
+    let job = Arc::new(SplitRead {
+        device: Arc::clone(device),
+        offset,
+        len: out.len(),
+        seal: seal.clone(),
+        next: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        claim: Claim::new(),
+    });
+    let mut helper_busy = helper.offer(Arc::clone(&job), results);
+    let mut tags = Zeroizing::new(vec![0u64; count]);
+    let mut done = 0;
+    let mut result = Ok(());
+    // Places a piece the helper did; false once it has finished.
+    let place =
+        |message: HelperPiece, out: &mut [u8], tags: &mut [u64], done: &mut usize| match message {
+            HelperPiece::Done { index, tag, bytes } => {
+                out[index * PIECE..][..bytes.len()].copy_from_slice(&bytes);
+                tags[index] = tag;
+                *done += 1;
+                // For its next piece (lost only if the thread has ended).
+                let _ = helper.spares.send(bytes);
+                Ok(true)
+            }
+            HelperPiece::Finished(outcome) => outcome.map(|()| false),
+        };
+    while let Some(index) = job.take() {
+        let piece = &mut out[index * PIECE..][..job.piece_len(index)];
+        match decrypt_piece(&**device, offset, seal, index, piece) {
+            Ok(tag) => {
+                tags[index] = tag;
+                done += 1;
+            }
+            Err(e) => {
+                job.failed.store(true, Ordering::Relaxed);
+                result = Err(e);
+                break;
+            }
+        }
+        // Place what the helper has done so far, so its pieces wait in
+        // RAM only briefly.
+        while helper_busy && let Ok(message) = from_helper.try_recv() {
+            match place(message, out, &mut tags, &mut done) {
+                Ok(more) => helper_busy = more,
+                Err(e) => {
+                    helper_busy = false;
+                    result = result.and(Err(e));
+                }
+            }
+        }
+    }
+    // Wait for a helper that joined: it may still be reading this value.
+    if helper_busy && job.claim.call_off() {
+        helper_busy = false;
+    }
+    while helper_busy {
+        let Ok(message) = from_helper.recv() else {
+            result = result.and(Err(ReadFailure::Io(io::Error::other(
+                "the spillcache reader thread stopped",
+            ))));
+            break;
+        };
+        match place(message, out, &mut tags, &mut done) {
+            Ok(more) => helper_busy = more,
+            Err(e) => {
+                helper_busy = false;
+                result = result.and(Err(e));
+            }
+        }
+    }
+    result?;
+    if done != count {
+        return Err(ReadFailure::Io(io::Error::other(
+            "a piece of the value was not read",
+        )));
+    }
+    if combine(seal.tag_seed, tags.to_vec()) == seal.tag {
         Ok(())
     } else {
         Err(ReadFailure::Corrupt)
@@ -959,6 +1271,128 @@ mod tests {
         let mut out = vec![0u8; plain.len()];
         read_sealed(&device.0, 0, &mut out, &seal).unwrap();
         assert!(out[..] == plain[..]);
+    }
+
+    #[test]
+    fn reads_shared_with_the_read_helper_are_exact_and_checked() {
+        let helper = ReadHelper::spawn().unwrap();
+        for len in [
+            SPLIT_MIN - 1,
+            SPLIT_MIN,
+            SPLIT_MIN + 1,
+            7 * PIECE + 4099,
+            3 * IO_CHUNK + 5,
+        ] {
+            let device = Arc::new(MemDevice::new());
+            let plain = pattern(len);
+            let seal = write_sealed(&*device, 7, &plain, &mut Vec::new()).unwrap();
+            // Several rounds, so the helper is idle (and takes pieces) in some.
+            for _ in 0..4 {
+                let mut out = vec![0xAA; len];
+                read_sealed_shared(&device, 7, &mut out, &seal, Some(&helper)).unwrap();
+                assert!(out == plain, "len {len}");
+            }
+            let clean = device.to_vec();
+            for at in [7, 7 + len / 2, 7 + len - 1] {
+                let mut damaged = clean.clone();
+                damaged[at] ^= 0x04;
+                let damaged = Arc::new(MemDevice::from_vec(damaged));
+                let mut out = vec![0xAA; len];
+                let result = read_sealed_shared(&damaged, 7, &mut out, &seal, Some(&helper));
+                assert!(
+                    matches!(result, Err(ReadFailure::Corrupt)),
+                    "len {len}, flip at {at}"
+                );
+                assert!(out.iter().all(|&b| b == 0), "output zeroed");
+            }
+            device.set_len(7 + len as u64 / 2).unwrap();
+            let mut out = vec![0xAA; len];
+            let result = read_sealed_shared(&device, 7, &mut out, &seal, Some(&helper));
+            assert!(
+                matches!(result, Err(ReadFailure::Io(_))),
+                "len {len}: short"
+            );
+            assert!(out.iter().all(|&b| b == 0), "output zeroed");
+        }
+    }
+
+    #[test]
+    fn readers_on_many_threads_share_one_read_helper() {
+        let helper = ReadHelper::spawn().unwrap();
+        let device = Arc::new(MemDevice::new());
+        let len = 9 * PIECE + 1;
+        let values: Vec<(u64, Vec<u8>, Seal)> = (0..4)
+            .map(|i| {
+                let offset = (i * len) as u64;
+                let plain: Vec<u8> = pattern(len).iter().map(|b| b ^ i as u8).collect();
+                let seal = write_sealed(&*device, offset, &plain, &mut Vec::new()).unwrap();
+                (offset, plain, seal)
+            })
+            .collect();
+        thread::scope(|scope| {
+            for (offset, plain, seal) in &values {
+                let (device, helper) = (&device, &helper);
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        let mut out = vec![0u8; len];
+                        read_sealed_shared(device, *offset, &mut out, seal, Some(helper)).unwrap();
+                        assert!(out == *plain, "value at {offset}");
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_claim_goes_to_the_helper_or_is_called_off_never_both() {
+        let joined = Claim::new();
+        assert!(joined.join(), "a pending job can be joined");
+        assert!(!joined.call_off(), "a joined helper must be waited for");
+        let called_off = Claim::new();
+        assert!(called_off.call_off(), "nobody joined: nothing to wait for");
+        assert!(!called_off.join(), "a late helper must not touch the job");
+        // Raced from two threads: exactly one side wins.
+        for _ in 0..100 {
+            let claim = Claim::new();
+            let (joined, called_off) = thread::scope(|scope| {
+                let helper = scope.spawn(|| claim.join());
+                let called_off = claim.call_off();
+                (helper.join().unwrap(), called_off)
+            });
+            assert!(joined != called_off);
+        }
+    }
+
+    #[test]
+    fn many_long_values_in_a_row_are_exact_whether_or_not_the_helper_joins() {
+        let device = Arc::new(MemDevice::new());
+        let mut helper = None;
+        let mut scratch = Vec::new();
+        for round in 0..30u8 {
+            let len = SPLIT_MIN + usize::from(round) * 4099;
+            let plain: Arc<[u8]> = pattern(len).iter().map(|b| b ^ round).collect();
+            let seal = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper).unwrap();
+            let mut out = vec![0u8; len];
+            read_sealed(&*device, 0, &mut out, &seal).unwrap();
+            assert!(out[..] == plain[..], "round {round}");
+        }
+        assert!(helper.is_some(), "a busy helper is kept, not replaced");
+    }
+
+    #[test]
+    fn wipe_zeroes_every_byte_and_keystream_drop_leaves_no_keystream() {
+        let mut bytes = pattern(4099);
+        wipe(&mut bytes);
+        assert!(bytes.iter().all(|&b| b == 0));
+        let seal = Seal::random().unwrap();
+        let mut keystream = Keystream::new(&seal, 10_000);
+        let mut buf = vec![0u8; 100];
+        keystream.xor_in_place(&mut buf);
+        assert!(keystream.block[..KEYSTREAM_BLOCK].iter().any(|&b| b != 0));
+        let mut block = keystream.block;
+        // What drop does to the filled part of the block.
+        wipe(&mut block[..keystream.filled.div_ceil(4) * 4]);
+        assert!(block.iter().all(|&b| b == 0));
     }
 
     /// Fails every write that starts at or past its limit.

@@ -25,7 +25,8 @@
 //!
 //! # How it works
 //!
-//! - [`SpillCache::add`] copies the value into RAM and queues its key; the
+//! - [`SpillCache::add`] copies the value into RAM ([`SpillCache::add_shared`]
+//!   takes an `Arc<[u8]>` without a copy) and queues its key; the
 //!   writer thread, woken through a condition variable, takes queued values
 //!   in order, reserves space (best fit in the [`HoleIndex`], else at the
 //!   end), encrypts and writes outside the lock, then records the position
@@ -78,11 +79,18 @@
 //! Values of 256 KiB or more are cut into 64 KiB pieces (ChaCha20 seeks to
 //! any block, so each piece is encrypted on its own) that the writer thread
 //! and a helper thread take turns at, so one encrypts while the other writes
-//! and a long value takes about half the serial time; reads of 512 KiB or
-//! more decrypt on two threads likewise (the calling thread and one spawned
-//! for the read; shorter reads stay on the calling thread, where a spawn
-//! would cost more than it saves). Their tag is xxh3 of the pieces' xxh3
-//! tags in order, so it covers every byte and every piece's place.
+//! and a long value takes about half the serial time; reads of such values
+//! decrypt on two threads likewise: the calling thread and the cache's
+//! persistent reader thread, when it is idle (a read never waits behind
+//! another; the reader's pieces come back in its own buffers and are copied
+//! into place). Their tag is xxh3 of the pieces' xxh3 tags in order, so it
+//! covers every byte and every piece's place.
+//!
+//! The buffers of values of 256 KiB or more, once written, are kept for the
+//! next `add`s of the same length (at most 64 of them, a quarter of
+//! [`Builder::max_pending_bytes`] in all, each freed after a second unused),
+//! so a stream of large values copies into pages already mapped: a fresh
+//! 64 MiB buffer costs 16,384 page faults and the kernel's zeroing.
 //!
 //! # What is and is not protected
 //!
@@ -94,9 +102,11 @@
 //!   left once the plaintext is XORed in); the read side's keystream scratch
 //!   is zeroed, and the generator state overwritten, after each use;
 //!   copies the compiler makes on the stack are beyond reach (best effort).
-//! - Values waiting in RAM (and RAM copies) are plaintext and are not zeroed
-//!   when freed: the cache protects what reaches the disk, not the process
-//!   memory.
+//! - Values waiting in RAM (and RAM copies, and the spare buffers of large
+//!   values written) are plaintext and are not zeroed when freed:
+//!   the cache protects what reaches the disk, not the process memory; the
+//!   reader thread's piece buffers likewise hold the last pieces it
+//!   decrypted until it reuses them.
 //!
 //! # Differences from kitty
 //!
@@ -147,6 +157,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod hole;
+mod recycle;
 mod space;
 mod state;
 mod stats;

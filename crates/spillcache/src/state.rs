@@ -3,14 +3,16 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::cipher::ReadHelper;
 use crate::config::{Config, FileFactory};
 use crate::entry::{Entries, Entry, Place};
 use crate::hole::HoleIndex;
+use crate::recycle::Recycler;
 use crate::stats::Stats;
 
 /// What the callers and the writer thread share.
@@ -26,6 +28,11 @@ pub(crate) struct Shared<D> {
     pub(crate) room: Condvar,
     pub(crate) factory: Box<dyn FileFactory<File = D>>,
     pub(crate) config: Config,
+    /// Buffers of large values written, for the next `add`s.
+    pub(crate) recycler: Recycler,
+    /// Decrypts pieces of long values beside their readers; started by the
+    /// first such read (`None` if it could not start).
+    pub(crate) read_helper: OnceLock<Option<ReadHelper<D>>>,
 }
 
 /// Everything behind the lock.

@@ -15,6 +15,7 @@ use parking_lot::MutexGuard;
 use crate::cipher;
 use crate::defrag;
 use crate::entry::Place;
+use crate::recycle::RECYCLE_MIN;
 use crate::space;
 use crate::state::{Shared, State};
 
@@ -88,7 +89,15 @@ where
         }
         match next_job(&mut state) {
             Some(job) => {
-                write_one(shared, &mut state, job, &mut scratch, &mut helper);
+                let spare = write_one(shared, &mut state, job, &mut scratch, &mut helper);
+                // Small buffers are freed here, under the lock, as before.
+                if let Some(buf) = spare.filter(|buf| buf.len() >= RECYCLE_MIN) {
+                    // Spares may hold a quarter of the pending bound.
+                    let limit = shared.config.max_pending_bytes / 4;
+                    if let Some(unused) = shared.recycler.put_back(buf, limit, Instant::now()) {
+                        MutexGuard::unlocked(&mut state, || drop(unused));
+                    }
+                }
                 defragged_last = false;
             }
             None if defragged_last => {
@@ -102,7 +111,13 @@ where
                     state.retry_at
                 };
                 let until = earliest(retry_at, state.defrag_not_before);
-                wait(shared, &mut state, until);
+                wait(
+                    shared,
+                    &mut state,
+                    earliest(until, shared.recycler.expires_at()),
+                );
+                let expired = shared.recycler.expire(Instant::now());
+                drop_outside(&mut state, expired);
             }
         }
     }
@@ -114,6 +129,14 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+/// Frees `buffers` (spares, all large) without the lock: unmapping takes
+/// time.
+fn drop_outside<D>(state: &mut MutexGuard<'_, State<D>>, buffers: Vec<Arc<[u8]>>) {
+    if !buffers.is_empty() {
+        MutexGuard::unlocked(state, || drop(buffers));
     }
 }
 
@@ -167,7 +190,8 @@ fn write_one<D>(
     job: Job,
     scratch: &mut Vec<u8>,
     helper: &mut Option<cipher::Helper<D>>,
-) where
+) -> Option<Arc<[u8]>>
+where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
     let len = job.data.len() as u64;
@@ -189,7 +213,7 @@ fn write_one<D>(
     if epoch != state.file_epoch {
         // `clear` ran meanwhile: it forgot this reservation and the entry.
         state.stats.discarded_writes += 1;
-        return;
+        return None;
     }
     state.in_flight = 0;
     let current = state
@@ -199,10 +223,15 @@ fn write_one<D>(
     match (result, current) {
         (Ok(seal), Some(entry)) => {
             let keep_copy = state.ram_copy_bytes.saturating_add(len) <= shared.config.ram_budget;
+            let (ram_copy, spare) = if keep_copy {
+                (Some(job.data), None)
+            } else {
+                (None, Some(job.data))
+            };
             entry.place = Place::OnDisk {
                 offset,
                 seal: Box::new(seal),
-                ram_copy: keep_copy.then_some(job.data),
+                ram_copy,
             };
             if keep_copy {
                 state.ram_copies += 1;
@@ -220,11 +249,13 @@ fn write_one<D>(
             if state.dirty == 0 {
                 shared.progress.notify_all();
             }
+            spare
         }
         (Ok(_), None) => {
             // Overwritten or removed while being written: never attach it.
             state.free_region(offset, len);
             state.stats.discarded_writes += 1;
+            Some(job.data)
         }
         (Err(e), current) => {
             if current.is_some() && !state.entries.is_queued(job.slot) {
@@ -243,6 +274,7 @@ fn write_one<D>(
                 State::<D>::retry_deadline(&shared.config, state.failures_in_a_row, Instant::now());
             state.write_error = Some(e);
             shared.progress.notify_all();
+            None
         }
     }
 }

@@ -165,3 +165,89 @@ fn stress(threads: usize) {
         total
     });
 }
+
+/// Large values of one length (whose buffers the cache recycles, and which
+/// are read on two threads) on four threads: two overwrite keys with new
+/// versions, two read them, whether in RAM or on disk; every read is a
+/// whole version of its own key.
+#[test]
+fn large_values_of_one_length_never_mix_while_buffers_are_recycled() {
+    const LEN: usize = 600 << 10;
+    const LARGE_KEYS: usize = 3;
+    let large = |key: usize, version: u64| -> Vec<u8> {
+        let mut bytes = vec![(key as u8) ^ (version as u8).wrapping_mul(31); LEN];
+        bytes[..8].copy_from_slice(&(key as u64).to_le_bytes());
+        bytes[8..16].copy_from_slice(&version.to_le_bytes());
+        bytes
+    };
+    let dir = TempDir::new("recycle");
+    let cache = SpillCache::new(dir.path()).unwrap();
+    for key in 0..LARGE_KEYS {
+        cache.add(&[key as u8], &large(key, 0)).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for writer in 0..2u64 {
+            let (cache, large) = (&cache, &large);
+            scope.spawn(move || {
+                for version in 1..=40u64 {
+                    let key = (version as usize + writer as usize) % LARGE_KEYS;
+                    cache
+                        .add(&[key as u8], &large(key, version * 2 + writer))
+                        .unwrap();
+                    if version % 8 == 0 {
+                        assert!(cache.wait_for_write(WAIT).unwrap());
+                    }
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (cache, large) = (&cache, &large);
+            scope.spawn(move || {
+                let mut buf = Vec::new();
+                for i in 0..200 {
+                    let key = i % LARGE_KEYS;
+                    assert!(cache.get_into(&[key as u8], &mut buf).unwrap());
+                    let version = u64::from_le_bytes(buf[8..16].try_into().unwrap());
+                    assert!(buf == large(key, version), "key {key}: a mixed value");
+                }
+            });
+        }
+    });
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache.check_invariants().unwrap();
+}
+
+/// A value added with `add_shared` is the caller's buffer, not a copy: the
+/// caller's `Arc` stays unchanged while the cache writes it, and while its
+/// buffer-recycling takes later values of the same length.
+#[test]
+fn a_shared_value_is_never_recycled_while_its_caller_holds_it() {
+    const LEN: usize = 512 << 10;
+    let dir = TempDir::new("shared");
+    let cache = SpillCache::new(dir.path()).unwrap();
+    let frame: Arc<[u8]> = vec![0x11u8; LEN].into();
+    cache.add_shared(b"frame", Arc::clone(&frame)).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    for round in 0..4u8 {
+        cache.add(b"other", &vec![round; LEN]).unwrap();
+        assert!(cache.wait_for_write(WAIT).unwrap());
+        assert_eq!(cache.get(b"other").unwrap(), Some(vec![round; LEN]));
+    }
+    assert!(frame.iter().all(|&b| b == 0x11), "the caller's bytes");
+    assert_eq!(cache.get(b"frame").unwrap().as_deref(), Some(&frame[..]));
+    // Dropped by the caller, the written value's buffer may be recycled;
+    // the value on disk is unaffected.
+    drop(frame);
+    cache
+        .add_shared(b"frame", vec![0x22u8; LEN].into())
+        .unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    cache.add(b"next", &vec![0x33u8; LEN]).unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert_eq!(cache.get(b"frame").unwrap(), Some(vec![0x22u8; LEN]));
+    assert_eq!(cache.get(b"next").unwrap(), Some(vec![0x33u8; LEN]));
+    assert!(matches!(
+        cache.add_shared(&[0u8; 1000], vec![1u8].into()),
+        Err(spillcache::Error::KeyTooLong { .. })
+    ));
+}
