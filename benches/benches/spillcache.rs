@@ -26,7 +26,7 @@
 //!   disk read per value). 1000 x 4 KiB and 100 x 1 MiB. foyer does not
 //!   encrypt; ours does, so the ratio includes the price of ChaCha20.
 //!
-//! The sides of the spill, get and foyer groups are timed interleaved
+//! The sides of the spill, small, get and foyer groups are timed interleaved
 //! ([`benches::bench_interleaved`]), so their ratios do not depend on how
 //! the machine's load changed between them.
 //!
@@ -201,34 +201,52 @@ fn small_1kib(c: &mut Criterion) {
     let dir = bench_dir();
     let value = pseudo_random(1024, 2);
     let mut group = c.benchmark_group("spillcache_small_1kib");
-    group_settings(&mut group);
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (name, n) in [
+    let sizes = [
         ("at_10k", 10_000usize),
         ("at_100k", 100_000),
         ("at_1m", 1_000_000),
-    ] {
-        // A filtered run builds only the caches it measures (1M takes seconds).
-        if !criterion_filter_matches(&format!("spillcache_small_1kib/{name}")) {
-            continue;
-        }
-        let cache = filled_cache(&dir, n, &value);
-        let mut next = 0usize;
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                // Overwrite the next BATCH keys, cycling through all n.
-                for _ in 0..BATCH {
-                    cache
-                        .add(&(next as u64).to_le_bytes(), black_box(&value))
-                        .unwrap();
-                    next = (next + 1) % n;
-                }
-                assert!(cache.wait_for_write(WAIT).unwrap());
-            })
-        });
-        assert_eq!(cache.len(), n);
+    ];
+    // A filtered-out group builds no cache (1M takes seconds).
+    if !sizes
+        .iter()
+        .any(|(name, _)| criterion_filter_matches(&format!("spillcache_small_1kib/{name}")))
+    {
+        return;
     }
+    let caches: Vec<(SpillCache, usize)> = sizes
+        .iter()
+        .map(|&(_, n)| (filled_cache(&dir, n, &value), n))
+        .collect();
+    // All three timed interleaved: the ratios compare cache sizes, not
+    // moments of the machine's load.
+    let sides: Vec<Side<'_>> = sizes
+        .iter()
+        .zip(&caches)
+        .map(|(&(name, _), (cache, n))| {
+            let (value, n) = (&value, *n);
+            let mut next = 0usize;
+            let side: Side<'_> = (
+                name,
+                Box::new(move || {
+                    // Overwrite the next BATCH keys, cycling through all n.
+                    for _ in 0..BATCH {
+                        cache
+                            .add(&(next as u64).to_le_bytes(), black_box(value))
+                            .unwrap();
+                        next = (next + 1) % n;
+                    }
+                    assert!(cache.wait_for_write(WAIT).unwrap());
+                }),
+            );
+            side
+        })
+        .collect();
+    bench_interleaved(&mut group, &plan(), sides);
     group.finish();
+    for (cache, n) in &caches {
+        assert_eq!(cache.len(), *n);
+    }
 }
 
 fn get_1mib(c: &mut Criterion) {
