@@ -194,17 +194,21 @@ impl<D: ReadAt> PageCache<D> {
         // Lock-free hits trust a whole page without a size check, so no
         // page reaching past the new size may stay (nor be installed by a
         // read in flight) once the smaller size is out.
-        let first_cut = size >> self.geometry.page_shift;
-        let cut: Vec<u64> = state
-            .resident
-            .keys()
-            .filter(|&&page| page >= first_cut)
-            .copied()
-            .collect();
-        for page in cut {
-            self.drop_page(&mut state, page);
+        // Only a smaller size can leave such pages behind; `invalidate`
+        // calls this too, and must not scan every resident page each time.
+        if size < self.size.load(Relaxed) {
+            let first_cut = size >> self.geometry.page_shift;
+            let cut: Vec<u64> = state
+                .resident
+                .keys()
+                .filter(|&&page| page >= first_cut)
+                .copied()
+                .collect();
+            for page in cut {
+                self.drop_page(&mut state, page);
+            }
+            state.loading.retain(|&page, _| page < first_cut);
         }
-        state.loading.retain(|&page, _| page < first_cut);
         self.size.store(size, Relaxed);
         Ok(size)
     }
