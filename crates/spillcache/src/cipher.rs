@@ -522,54 +522,80 @@ impl<D: WriteAt> SplitWrite<D> {
 /// The result a [`Helper`] sends back for one value.
 type PieceTags = io::Result<Vec<(usize, u64)>>;
 
+/// A persistent named thread fed jobs through a channel of `capacity`
+/// (0: a rendezvous). Dropping it closes the channel and joins the thread,
+/// so the thread's loop over its jobs must end when they run out.
+struct Worker<J> {
+    jobs: Option<Sender<J>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<J: Send + 'static> Worker<J> {
+    fn spawn(
+        name: &str,
+        capacity: usize,
+        run: impl FnOnce(Receiver<J>) + Send + 'static,
+    ) -> io::Result<Self> {
+        let (jobs, queue) = crossbeam_channel::bounded(capacity);
+        let thread = thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(queue))?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `job` over without waiting.
+    fn try_send(&self, job: J) -> Result<(), TrySendError<J>> {
+        match &self.jobs {
+            Some(jobs) => jobs.try_send(job),
+            None => Err(TrySendError::Disconnected(job)),
+        }
+    }
+}
+
+impl<J> Drop for Worker<J> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panic there was already reported as a failed write or read.
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A thread beside the writer thread that takes pieces of long values, so
 /// one thread encrypts while the other writes. Persistent, because a
 /// thread spawned per value costs ~120-290 us on the loaded development
 /// machine, a hand-over through a channel ~15-40 us. Ends when dropped.
 pub(crate) struct Helper<D> {
-    jobs: Option<Sender<Arc<SplitWrite<D>>>>,
+    /// First, so it is joined while `results` still takes its answer.
+    worker: Worker<Arc<SplitWrite<D>>>,
     results: Receiver<PieceTags>,
-    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl<D: WriteAt + Send + Sync + 'static> Helper<D> {
     fn spawn() -> io::Result<Self> {
-        let (jobs, job_queue) = crossbeam_channel::bounded::<Arc<SplitWrite<D>>>(1);
         let (answer, results) = crossbeam_channel::bounded(1);
-        let thread = thread::Builder::new()
-            .name("spillcache-cipher".into())
-            .spawn(move || {
-                let mut scratch = vec![0u8; PIECE];
-                for job in job_queue {
-                    let job: Arc<SplitWrite<D>> = job;
-                    if !job.claim.join() {
-                        // The writer finished it alone and waits for nothing.
-                        continue;
-                    }
-                    let tags = job.take_pieces(&mut scratch);
-                    // Its share of the seal goes before the writer learns
-                    // it is done, so the writer's drop wipes the last copy.
-                    drop(job);
-                    if answer.send(tags).is_err() {
-                        return;
-                    }
+        let worker = Worker::spawn("spillcache-cipher", 1, move |job_queue| {
+            let mut scratch = vec![0u8; PIECE];
+            for job in job_queue {
+                let job: Arc<SplitWrite<D>> = job;
+                if !job.claim.join() {
+                    // The writer finished it alone and waits for nothing.
+                    continue;
                 }
-            })?;
-        Ok(Helper {
-            jobs: Some(jobs),
-            results,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl<D> Drop for Helper<D> {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            // A panic there was already reported as a failed write.
-            let _ = thread.join();
-        }
+                let tags = job.take_pieces(&mut scratch);
+                // Its share of the seal goes before the writer learns
+                // it is done, so the writer's drop wipes the last copy.
+                drop(job);
+                if answer.send(tags).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Helper { worker, results })
     }
 }
 
@@ -602,10 +628,7 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
     }
     // Never blocks: a helper still holding an earlier (called-off) job
     // leaves this one to the writer.
-    let offered = helper
-        .as_ref()
-        .and_then(|h| h.jobs.as_ref())
-        .map(|jobs| jobs.try_send(Arc::clone(&job)));
+    let offered = helper.as_ref().map(|h| h.worker.try_send(Arc::clone(&job)));
     let stopped = matches!(offered, None | Some(Err(TrySendError::Disconnected(_))));
     if scratch.len() < PIECE {
         scratch.resize(PIECE, 0);
@@ -739,75 +762,54 @@ type ReadJob<D> = (Arc<SplitRead<D>>, Sender<HelperPiece>);
 /// plaintext between reads, like the values a cache keeps in RAM. Ends
 /// when dropped.
 pub(crate) struct ReadHelper<D> {
-    /// A read, and where to send its pieces (the helper holds the only
-    /// sender, so a reader waiting for it learns if the thread died).
-    jobs: Option<Sender<ReadJob<D>>>,
+    /// Takes a read, and where to send its pieces (the helper holds the
+    /// only sender, so a reader waiting for it learns if the thread died).
+    worker: Worker<ReadJob<D>>,
     /// Piece buffers going back to the thread.
     spares: Sender<Vec<u8>>,
-    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl<D: ReadAt + Send + Sync + 'static> ReadHelper<D> {
     /// Starts the thread.
     pub(crate) fn spawn() -> io::Result<Self> {
-        let (jobs, job_queue) = crossbeam_channel::bounded(0);
         let (spares, returned) = crossbeam_channel::unbounded::<Vec<u8>>();
-        let thread = thread::Builder::new()
-            .name("spillcache-reader".into())
-            .spawn(move || {
-                for (job, results) in job_queue {
-                    let job: Arc<SplitRead<D>> = job;
-                    let results: Sender<HelperPiece> = results;
-                    if !job.claim.join() {
-                        // The reader finished it alone and waits for nothing.
-                        continue;
-                    }
-                    let mut result = Ok(());
-                    while let Some(index) = job.take() {
-                        let mut bytes = returned.try_recv().unwrap_or_default();
-                        // Every byte is overwritten by the read.
-                        bytes.resize(job.piece_len(index), 0);
-                        match decrypt_piece(&*job.device, job.offset, &job.seal, index, &mut bytes)
-                        {
-                            Ok(tag) => {
-                                let done = HelperPiece::Done { index, tag, bytes };
-                                if results.send(done).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                job.failed.store(true, Ordering::Relaxed);
-                                result = Err(e);
+        let worker = Worker::spawn("spillcache-reader", 0, move |job_queue| {
+            for (job, results) in job_queue {
+                let job: Arc<SplitRead<D>> = job;
+                let results: Sender<HelperPiece> = results;
+                if !job.claim.join() {
+                    // The reader finished it alone and waits for nothing.
+                    continue;
+                }
+                let mut result = Ok(());
+                while let Some(index) = job.take() {
+                    let mut bytes = returned.try_recv().unwrap_or_default();
+                    // Every byte is overwritten by the read.
+                    bytes.resize(job.piece_len(index), 0);
+                    match decrypt_piece(&*job.device, job.offset, &job.seal, index, &mut bytes) {
+                        Ok(tag) => {
+                            let done = HelperPiece::Done { index, tag, bytes };
+                            if results.send(done).is_err() {
                                 break;
                             }
                         }
+                        Err(e) => {
+                            job.failed.store(true, Ordering::Relaxed);
+                            result = Err(e);
+                            break;
+                        }
                     }
-                    // The reader may have gone (it never does before this).
-                    let _ = results.send(HelperPiece::Finished(result));
                 }
-            })?;
-        Ok(ReadHelper {
-            jobs: Some(jobs),
-            spares,
-            thread: Some(thread),
-        })
+                // The reader may have gone (it never does before this).
+                let _ = results.send(HelperPiece::Finished(result));
+            }
+        })?;
+        Ok(ReadHelper { worker, spares })
     }
 
     /// Hands `job` to the thread if it is idle now.
     fn offer(&self, job: Arc<SplitRead<D>>, results: Sender<HelperPiece>) -> bool {
-        self.jobs
-            .as_ref()
-            .is_some_and(|jobs| jobs.try_send((job, results)).is_ok())
-    }
-}
-
-impl<D> Drop for ReadHelper<D> {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            // A panic there was already reported as a failed read.
-            let _ = thread.join();
-        }
+        self.worker.try_send((job, results)).is_ok()
     }
 }
 
