@@ -821,7 +821,11 @@ where
 
     /// Waits until every value (except memory-only ones) is in the file, for
     /// at most `timeout` (`Duration::MAX` waits without limit). Sleeps on a
-    /// condition variable; nothing polls.
+    /// condition variable; nothing polls. When the writer thread is asleep
+    /// (say, right after an `add`), the calling thread writes the waiting
+    /// values itself, the writer thread helping with long ones: one value
+    /// added and waited for is on disk without two thread wake-ups. A write
+    /// started before the timeout is finished first.
     ///
     /// Returns `Ok(true)` when every value is in the file, `Ok(false)` when
     /// the time ran out while writes were succeeding.
@@ -856,6 +860,11 @@ where
             }
             if !state.writer_alive {
                 return Err(Error::WriterStopped);
+            }
+            // With the writer thread asleep, writing here saves waking it
+            // and being woken by it.
+            if writer::write_here(&self.shared, &mut state, deadline) {
+                continue;
             }
             let timed_out = match deadline {
                 Some(deadline) => self

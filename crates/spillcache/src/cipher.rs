@@ -11,7 +11,8 @@
 //! tag; it is a checksum with a secret seed, not a proven MAC.
 //!
 //! Values of [`SPLIT_MIN`] bytes or more are cut into [`PIECE`]-byte pieces
-//! that the calling thread and one helper thread take turns at: ChaCha20
+//! that the thread writing the value and its helpers (a cipher thread, or
+//! the writer thread when a caller writes) take turns at: ChaCha20
 //! seeks to any 64-byte block, so each piece is encrypted (or decrypted) on
 //! its own, and while one thread writes a piece the other encrypts the next.
 //! Their tag is xxh3 (same seed) of the pieces' xxh3 tags in order, so it
@@ -19,10 +20,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_utils::sync::{Parker, Unparker};
+use parking_lot::Mutex;
 
 use blockdev::{ReadAt, WriteAt};
 use rand_chacha::ChaCha20Rng;
@@ -474,30 +477,57 @@ impl Claim {
     }
 }
 
-/// A long value being written by the writer thread and its [`Helper`] at
-/// once; each takes the next piece until none is left.
-struct SplitWrite<D> {
+/// A long value being written by several threads at once: its owner (the
+/// thread writing the value) and whoever it offers the job to (the cipher
+/// [`Helper`], or the writer thread while a caller writes). Each takes the
+/// next piece until none is left; the owner then closes the job and waits
+/// only for the pieces others took, never for a helper that had not
+/// started (on a busy machine one is woken hundreds of microseconds late).
+pub(crate) struct SplitWrite<D> {
     device: Arc<D>,
     offset: u64,
     plain: Arc<[u8]>,
     /// A copy of the value's seal (wiped when the last holder drops it).
     seal: Seal,
+    /// The next piece to take; [`CLOSED`] and up once the owner closed the job.
     next: AtomicUsize,
+    /// Pieces done (written, or failed), published with release.
+    finished: AtomicUsize,
+    /// Each piece's tag, valid once it is counted in `finished`.
+    tags: Box<[AtomicU64]>,
     failed: AtomicBool,
-    claim: Claim,
+    error: Mutex<Option<io::Error>>,
+    /// Wakes the owner when a piece is done.
+    owner: Unparker,
 }
 
+/// Added to `SplitWrite::next` when the owner closes the job: every later
+/// take lands past the last piece, however many threads still try.
+const CLOSED: usize = usize::MAX / 2;
+
 impl<D: WriteAt> SplitWrite<D> {
-    /// Takes pieces until none is left or one fails; returns the tags of
-    /// those it did, with their indexes.
-    fn take_pieces(&self, scratch: &mut [u8]) -> io::Result<Vec<(usize, u64)>> {
-        let count = self.plain.len().div_ceil(PIECE);
-        let mut done = Vec::new();
+    fn count(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Whether a piece is left to take (a hint: another thread may take it first).
+    pub(crate) fn has_work(&self) -> bool {
+        !self.failed.load(Ordering::Relaxed) && self.next.load(Ordering::Relaxed) < self.count()
+    }
+
+    /// Takes pieces and does them until none is left or one failed.
+    pub(crate) fn take_pieces(&self, scratch: &mut [u8]) {
         while !self.failed.load(Ordering::Relaxed) {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
-            if index >= count {
-                break;
+            if index >= self.count() {
+                return;
             }
+            // Counted as done even if this thread unwinds, so the owner
+            // never waits for a piece nobody will finish.
+            let mut piece = PieceDone {
+                job: self,
+                ok: false,
+            };
             let start = index * PIECE;
             let plain = &self.plain[start..(start + PIECE).min(self.plain.len())];
             match encrypt_piece(
@@ -508,19 +538,62 @@ impl<D: WriteAt> SplitWrite<D> {
                 plain,
                 scratch,
             ) {
-                Ok(tag) => done.push((index, tag)),
+                Ok(tag) => {
+                    if let Some(slot) = self.tags.get(index) {
+                        slot.store(tag, Ordering::Relaxed);
+                    }
+                    piece.ok = true;
+                }
                 Err(e) => {
-                    self.failed.store(true, Ordering::Relaxed);
-                    return Err(e);
+                    self.error.lock().get_or_insert(e);
                 }
             }
         }
-        Ok(done)
+    }
+
+    /// For the owner, once it found no piece left: stops further takes,
+    /// waits for the pieces others took, and returns every piece's tag.
+    fn close_and_wait(&self, parker: &Parker) -> io::Result<Vec<u64>> {
+        let taken = self
+            .next
+            .fetch_add(CLOSED, Ordering::AcqRel)
+            .min(self.count());
+        while self.finished.load(Ordering::Acquire) < taken {
+            parker.park();
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(self
+                .error
+                .lock()
+                .take()
+                .unwrap_or_else(|| io::Error::other("a spillcache cipher thread panicked")));
+        }
+        if taken < self.count() {
+            return Err(io::Error::other("a piece of the value was not written"));
+        }
+        Ok(self
+            .tags
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .collect())
     }
 }
 
-/// The result a [`Helper`] sends back for one value.
-type PieceTags = io::Result<Vec<(usize, u64)>>;
+/// Marks one taken piece done when dropped: failed unless `ok`.
+struct PieceDone<'a, D> {
+    job: &'a SplitWrite<D>,
+    ok: bool,
+}
+
+impl<D> Drop for PieceDone<'_, D> {
+    fn drop(&mut self) {
+        if !self.ok {
+            self.job.failed.store(true, Ordering::Release);
+        }
+        self.job.finished.fetch_add(1, Ordering::Release);
+        self.job.owner.unpark();
+    }
+}
 
 /// A persistent named thread fed jobs through a channel of `capacity`
 /// (0: a rendezvous). Dropping it closes the channel and joins the thread,
@@ -570,93 +643,89 @@ impl<J> Drop for Worker<J> {
 /// thread spawned per value costs ~120-290 us on the loaded development
 /// machine, a hand-over through a channel ~15-40 us. Ends when dropped.
 pub(crate) struct Helper<D> {
-    /// First, so it is joined while `results` still takes its answer.
     worker: Worker<Arc<SplitWrite<D>>>,
-    results: Receiver<PieceTags>,
 }
 
 impl<D: WriteAt + Send + Sync + 'static> Helper<D> {
     fn spawn() -> io::Result<Self> {
-        let (answer, results) = crossbeam_channel::bounded(1);
         let worker = Worker::spawn("spillcache-cipher", 1, move |job_queue| {
             let mut scratch = vec![0u8; PIECE];
             for job in job_queue {
                 let job: Arc<SplitWrite<D>> = job;
-                if !job.claim.join() {
-                    // The writer finished it alone and waits for nothing.
-                    continue;
-                }
-                let tags = job.take_pieces(&mut scratch);
-                // Its share of the seal goes before the writer learns
-                // it is done, so the writer's drop wipes the last copy.
-                drop(job);
-                if answer.send(tags).is_err() {
-                    return;
-                }
+                job.take_pieces(&mut scratch);
             }
         })?;
-        Ok(Helper { worker, results })
+        Ok(Helper { worker })
     }
 }
 
-/// [`write_sealed`] for the writer thread, which holds the value and the
-/// device in `Arc`s: a long value is split between the calling thread and
-/// `helper` (started on first use; without one, the calling thread does
-/// every piece).
+/// Threads that can take pieces of a long value beside the thread writing it.
+pub(crate) trait Helpers<D> {
+    /// Offers `job` to them; never blocks.
+    fn offer(&mut self, job: &Arc<SplitWrite<D>>);
+
+    /// The owner took the last piece: the job need not be offered any more.
+    fn withdraw(&mut self) {}
+}
+
+/// The writer thread's own helper: started on first use, started again
+/// after it stopped.
+impl<D: WriteAt + Send + Sync + 'static> Helpers<D> for Option<Helper<D>> {
+    fn offer(&mut self, job: &Arc<SplitWrite<D>>) {
+        if self.is_none() {
+            *self = Helper::spawn().ok();
+        }
+        // A helper still on an earlier job leaves this one to its owner.
+        let stopped = self.as_ref().is_some_and(|helper| {
+            matches!(
+                helper.worker.try_send(Arc::clone(job)),
+                Err(TrySendError::Disconnected(_))
+            )
+        });
+        if stopped {
+            *self = None;
+        }
+    }
+}
+
+/// [`write_sealed`] for threads that hold the value and the device in
+/// `Arc`s: a long value is split between the calling thread and `helpers`
+/// (without any, the calling thread does every piece).
 pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
     device: &Arc<D>,
     offset: u64,
     plain: &Arc<[u8]>,
     scratch: &mut Vec<u8>,
-    helper: &mut Option<Helper<D>>,
+    helpers: &mut impl Helpers<D>,
 ) -> io::Result<Seal> {
     if plain.len() < SPLIT_MIN {
         return write_sealed(&**device, offset, plain, scratch);
     }
     let mut seal = Seal::random()?;
+    let parker = Parker::new();
     let job = Arc::new(SplitWrite {
         device: Arc::clone(device),
         offset,
         plain: Arc::clone(plain),
         seal: seal.clone(),
         next: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+        tags: (0..plain.len().div_ceil(PIECE))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         failed: AtomicBool::new(false),
-        claim: Claim::new(),
+        error: Mutex::new(None),
+        owner: parker.unparker().clone(),
     });
-    if helper.is_none() {
-        *helper = Helper::spawn().ok();
-    }
-    // Never blocks: a helper still holding an earlier (called-off) job
-    // leaves this one to the writer.
-    let offered = helper.as_ref().map(|h| h.worker.try_send(Arc::clone(&job)));
-    let stopped = matches!(offered, None | Some(Err(TrySendError::Disconnected(_))));
+    helpers.offer(&job);
     if scratch.len() < PIECE {
         scratch.resize(PIECE, 0);
     }
-    let mine = job.take_pieces(&mut scratch[..PIECE]);
-    // Wait for a helper that joined: the reservation must not be reused
-    // while it may still write there.
-    let shared = matches!(offered, Some(Ok(()))) && !job.claim.call_off();
-    let theirs = match (shared, helper.as_ref()) {
-        (true, Some(h)) => h
-            .results
-            .recv()
-            .unwrap_or_else(|_| Err(io::Error::other("the spillcache cipher thread stopped"))),
-        _ => Ok(Vec::new()),
-    };
-    if stopped || theirs.is_err() {
-        // Gone or failing: start a fresh one next time.
-        *helper = None;
-    }
-    let (mine, theirs) = (mine?, theirs?);
-    let count = plain.len().div_ceil(PIECE);
-    if mine.len() + theirs.len() != count {
-        return Err(io::Error::other("a piece of the value was not written"));
-    }
-    let mut tags = vec![0u64; count];
-    for (index, tag) in mine.into_iter().chain(theirs) {
-        tags[index] = tag;
-    }
+    job.take_pieces(&mut scratch[..PIECE]);
+    helpers.withdraw();
+    // Waits for the pieces others took: the reservation must not be
+    // reused while one may still write there.
+    let tags = job.close_and_wait(&parker)?;
     drop(job);
     seal.tag = combine(seal.tag_seed, tags);
     Ok(seal)
@@ -1420,6 +1489,60 @@ mod tests {
         let device = FailsFrom(MemDevice::new(), ((4 * PIECE) as u64).into());
         let result = write_sealed(&device, 0, &pattern(8 * PIECE), &mut Vec::new());
         assert_eq!(result.unwrap_err().to_string(), "injected");
+    }
+
+    /// Panics on every write made by the cipher helper thread.
+    struct PanicsOnHelper(MemDevice);
+
+    impl WriteAt for PanicsOnHelper {
+        fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+            if thread::current().name() == Some("spillcache-cipher") {
+                panic!("injected panic on the helper");
+            }
+            self.0.write_at(pos, buf)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_helper_that_panics_mid_piece_fails_the_value_and_is_replaced() {
+        let device = Arc::new(PanicsOnHelper(MemDevice::new()));
+        let plain: Arc<[u8]> = pattern(16 * PIECE).into();
+        let mut helper = None;
+        let mut scratch = Vec::new();
+        // The helper may wake too late to take a piece; then the owner does
+        // them all and the value is fine. Once it takes one, it panics.
+        let mut panicked = false;
+        for _ in 0..200 {
+            match write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper) {
+                Ok(seal) => {
+                    let mut out = vec![0u8; plain.len()];
+                    read_sealed(&device.0, 0, &mut out, &seal).unwrap();
+                    assert!(out[..] == plain[..]);
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains("panicked"), "{e}");
+                    panicked = true;
+                    break;
+                }
+            }
+        }
+        assert!(panicked, "the helper never took a piece");
+        // The dead helper is noticed and replaced: values still split.
+        let mut replaced = false;
+        for _ in 0..200 {
+            let _ = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper);
+            if helper.is_some() {
+                replaced = true;
+                break;
+            }
+        }
+        assert!(replaced);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cipher::ReadHelper;
+use crate::cipher::{ReadHelper, SplitWrite};
 use crate::config::{Config, FileFactory};
 use crate::entry::{Entries, Entry, Place};
 use crate::hole::HoleIndex;
@@ -102,6 +102,15 @@ pub(crate) struct State<D> {
     pub(crate) defrag_not_before: Option<Instant>,
     pub(crate) shutting_down: bool,
     pub(crate) writer_alive: bool,
+    /// The writer thread is asleep waiting for work: a caller waiting for
+    /// the queue to drain may write it itself (see `writer::write_here`).
+    pub(crate) writer_idle: bool,
+    /// A caller is writing queued values itself; the writer thread only
+    /// helps with `split` meanwhile. At most one thread writes at a time.
+    pub(crate) caller_writing: bool,
+    /// The pieces of the long value that caller is writing, offered to the
+    /// writer thread.
+    pub(crate) split: Option<Arc<SplitWrite<D>>>,
 }
 
 /// What `insert` makes of a value.
@@ -150,6 +159,9 @@ impl<D> State<D> {
             defrag_not_before: None,
             shutting_down: false,
             writer_alive: true,
+            writer_idle: false,
+            caller_writing: false,
+            split: None,
         }
     }
 

@@ -3,6 +3,13 @@
 //! current value, sets failed writes aside for a later retry (so they never
 //! block the values behind them), gives freed space back to the file
 //! system, and defragments when due.
+//!
+//! A caller waiting for the queue to drain while this thread sleeps writes
+//! the queue itself ([`write_here`]): the value is on disk without two
+//! thread wake-ups (writer, then waiter), and this thread, once awake, helps
+//! with the pieces of a long value instead. One thread writes at a time:
+//! the caller takes over only from a sleeping writer, and the writer thread
+//! does nothing but help until the caller is done.
 
 use std::io;
 use std::sync::Arc;
@@ -64,6 +71,10 @@ where
         if state.shutting_down {
             return;
         }
+        if state.caller_writing {
+            help(shared, &mut state, &mut scratch);
+            continue;
+        }
         // Before any reservation: a region listed for punching must still be
         // free when it is punched. The file is cut when no write waits, and
         // always while writes are failing: then the space may be what a
@@ -90,14 +101,7 @@ where
         match next_job(&mut state) {
             Some(job) => {
                 let spare = write_one(shared, &mut state, job, &mut scratch, &mut helper);
-                // Small buffers are freed here, under the lock, as before.
-                if let Some(buf) = spare.filter(|buf| buf.len() >= RECYCLE_MIN) {
-                    // Spares may hold a quarter of the pending bound.
-                    let limit = shared.config.max_pending_bytes / 4;
-                    if let Some(unused) = shared.recycler.put_back(buf, limit, Instant::now()) {
-                        MutexGuard::unlocked(&mut state, || drop(unused));
-                    }
-                }
+                keep_spare(shared, &mut state, spare);
                 defragged_last = false;
             }
             None if defragged_last => {
@@ -111,16 +115,119 @@ where
                     state.retry_at
                 };
                 let until = earliest(retry_at, state.defrag_not_before);
+                state.writer_idle = true;
                 wait(
                     shared,
                     &mut state,
                     earliest(until, shared.recycler.expires_at()),
                 );
+                state.writer_idle = false;
                 let expired = shared.recycler.expire(Instant::now());
                 drop_outside(&mut state, expired);
             }
         }
     }
+}
+
+/// Offers the buffer of a value just written to the next `add`s (large
+/// ones only; small buffers are freed here, under the lock).
+fn keep_spare<D>(
+    shared: &Shared<D>,
+    state: &mut MutexGuard<'_, State<D>>,
+    spare: Option<Arc<[u8]>>,
+) {
+    if let Some(buf) = spare.filter(|buf| buf.len() >= RECYCLE_MIN) {
+        // Spares may hold a quarter of the pending bound.
+        let limit = shared.config.max_pending_bytes / 4;
+        if let Some(unused) = shared.recycler.put_back(buf, limit, Instant::now()) {
+            MutexGuard::unlocked(state, || drop(unused));
+        }
+    }
+}
+
+/// While a caller writes: takes pieces of the long value it offers, or
+/// sleeps until it offers one or is done.
+fn help<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>, scratch: &mut Vec<u8>)
+where
+    D: WriteAt,
+{
+    match state.split.clone().filter(|job| job.has_work()) {
+        Some(job) => {
+            if scratch.len() < cipher::PIECE {
+                scratch.resize(cipher::PIECE, 0);
+            }
+            MutexGuard::unlocked(state, || {
+                job.take_pieces(&mut scratch[..cipher::PIECE]);
+                drop(job);
+            });
+        }
+        None => {
+            state.writer_idle = true;
+            shared.work.wait(state);
+            state.writer_idle = false;
+        }
+    }
+}
+
+/// Offers the pieces of a long value a caller writes to the writer thread.
+struct WriterHelps<'a, D>(&'a Shared<D>);
+
+impl<D: WriteAt + Send + Sync + 'static> cipher::Helpers<D> for WriterHelps<'_, D> {
+    fn offer(&mut self, job: &Arc<cipher::SplitWrite<D>>) {
+        self.0.state.lock().split = Some(Arc::clone(job));
+        self.0.work.notify_one();
+    }
+
+    fn withdraw(&mut self) {
+        let offered = self.0.state.lock().split.take();
+        drop(offered);
+    }
+}
+
+/// For a caller about to wait for the queue to drain: if the writer thread
+/// sleeps and nothing but plain writes is due (no failures being retried,
+/// no defragmentation), writes the queue on the calling thread, the writer
+/// thread helping with long values, until it is empty, a write fails or
+/// `deadline` passes. Returns whether it wrote (tried to write) anything.
+pub(crate) fn write_here<D>(
+    shared: &Shared<D>,
+    state: &mut MutexGuard<'_, State<D>>,
+    deadline: Option<Instant>,
+) -> bool
+where
+    D: ReadAt + WriteAt + Send + Sync + 'static,
+{
+    let now = Instant::now();
+    let writer_work = !state.retry.is_empty()
+        || state.write_error.is_some()
+        || state.defrag_due(&shared.config, now);
+    if !state.writer_idle
+        || state.caller_writing
+        || state.shutting_down
+        || !state.writer_alive
+        || state.queue.is_empty()
+        || writer_work
+    {
+        return false;
+    }
+    state.caller_writing = true;
+    let mut scratch = Vec::new();
+    let mut wrote = false;
+    while deadline.is_none_or(|d| Instant::now() < d) && state.write_error.is_none() {
+        // As the writer thread does: no region listed for punching may be
+        // reserved before it is punched.
+        space::give_back(state, false);
+        let Some(job) = next_job(state) else {
+            break;
+        };
+        let spare = write_one(shared, state, job, &mut scratch, &mut WriterHelps(shared));
+        keep_spare(shared, state, spare);
+        wrote = true;
+    }
+    state.caller_writing = false;
+    // Its turn again: punching, cutting, retries, defragmentation.
+    shared.work.notify_one();
+    wrote
 }
 
 /// The earlier of two deadlines, where `None` is no deadline.
@@ -189,7 +296,7 @@ fn write_one<D>(
     guard: &mut MutexGuard<'_, State<D>>,
     job: Job,
     scratch: &mut Vec<u8>,
-    helper: &mut Option<cipher::Helper<D>>,
+    helpers: &mut impl cipher::Helpers<D>,
 ) -> Option<Arc<[u8]>>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
@@ -202,7 +309,7 @@ where
     let epoch = guard.file_epoch;
 
     let result = MutexGuard::unlocked(guard, || {
-        cipher::write_sealed_shared(&file, offset, &job.data, scratch, helper)
+        cipher::write_sealed_shared(&file, offset, &job.data, scratch, helpers)
     });
 
     let state = &mut **guard;
