@@ -34,6 +34,11 @@
 //!   so a write that finishes after its key was overwritten, removed or
 //!   cleared is thrown away and its space freed. A key waiting to be
 //!   written is queued once, however often it is overwritten.
+//! - [`SpillCache::wait_for_write`] called while the writer thread sleeps
+//!   (right after an `add`, say) writes the queue on the calling thread:
+//!   the value is on disk without waking the writer and then being woken by
+//!   it. The writer thread, once awake, only helps with the pieces of long
+//!   values until that caller is done; one thread writes at a time.
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and
@@ -77,8 +82,9 @@
 //! proven MAC against an attacker who can rewrite the file.
 //!
 //! Values of 256 KiB or more are cut into 64 KiB pieces (ChaCha20 seeks to
-//! any block, so each piece is encrypted on its own) that the writer thread
-//! and a helper thread take turns at, so one encrypts while the other writes
+//! any block, so each piece is encrypted on its own) that the thread writing
+//! the value and a helper (a cipher thread, or the writer thread when a
+//! caller writes) take turns at, so one encrypts while the other writes
 //! and a long value takes about half the serial time; reads of such values
 //! decrypt on two threads likewise: the calling thread and the cache's
 //! persistent reader thread, when it is idle (a read never waits behind

@@ -1,8 +1,9 @@
 //! Giving file space back to the file system: punching freed holes and
 //! cutting the file at the end of data.
 //!
-//! Only the writer thread calls this, and it does before it reserves space
-//! again: so a region listed for punching is still free when it is punched,
+//! Only the thread writing the queue calls this (the writer thread, or a
+//! caller that took over; never both at once), and it does before it
+//! reserves space again: so a region listed for punching is still free when it is punched,
 //! and nothing is written beyond the end of data while the file is cut.
 
 use blockdev::WriteAt;
