@@ -228,6 +228,7 @@ mod builder;
 mod cache;
 mod cachet;
 mod counters;
+mod dirty;
 mod error;
 mod frames;
 #[cfg(feature = "fuzzing")]
