@@ -304,6 +304,17 @@ impl DirtyPages {
         let shift = self.page_shift;
         let extent_pos = from << shift;
         let len = ((to << shift).min(size) - extent_pos) as usize;
+        if let Some(whole) = extent_pos
+            .checked_sub(pos)
+            .and_then(|skip| bytes.get(skip as usize..skip as usize + len))
+        {
+            // Covered whole: one copy, no zeroing first.
+            return Extent {
+                data: Arc::from(whole),
+                start: 0,
+                len,
+            };
+        }
         let mut extent = Extent {
             data: std::iter::repeat_n(0, len).collect(),
             start: 0,
