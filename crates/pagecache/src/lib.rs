@@ -9,7 +9,7 @@
 //! cached page, without allocating; a value straddling two pages is
 //! assembled from both. [`WriteBackCache`] adds every setter of
 //! [`ByteSinkExt`] over a bounded set of dirty pages, written back (from
-//! the page buffers, vectored) by `persist`, `commit`, or a write that
+//! the dirty buffers, vectored) by `persist`, `commit`, or a write that
 //! finds the bound reached; a read never sees half of a write.
 //!
 //! ```
@@ -228,6 +228,7 @@ mod builder;
 mod cache;
 mod cachet;
 mod counters;
+mod dirty;
 mod error;
 mod frames;
 #[cfg(feature = "fuzzing")]

@@ -2,7 +2,6 @@
 //! relocation, installing written pages, and invalidation, each under the
 //! state lock.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use blockdev::ReadAt;
@@ -119,26 +118,50 @@ impl<D> PageCache<D> {
     /// Makes `pages`, just written to the device from `first` on, the
     /// clean contents of their pages: resident copies are replaced, reads
     /// of them in flight are discarded (they may predate the write), and
-    /// the last `capacity` of them are cached; earlier ones would only
-    /// evict each other.
-    pub(crate) fn install_written<'a>(
-        &self,
-        first: u64,
-        pages: impl ExactSizeIterator<Item = &'a Arc<[u8]>>,
-    ) {
-        let keep_from = pages.len().saturating_sub(self.geometry.capacity);
+    /// those from page `cache_from` on, at most the last `capacity`, are
+    /// cached; earlier ones would only evict each other. Costs the fewer
+    /// of `pages` and the resident or loading pages, not a lookup per page
+    /// written.
+    pub(crate) fn install_written(&self, first: u64, pages: &[&[u8]], cache_from: u64) {
+        let count = pages.len() as u64;
+        let written = first..first.saturating_add(count);
+        let keep_from = (first + pages.len().saturating_sub(self.geometry.capacity) as u64)
+            .max(cache_from)
+            .min(written.end);
         let mut state = self.state.lock();
         let epoch = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        for (i, (page, data)) in (first..).zip(pages).enumerate() {
-            state.loading.remove(&page);
-            if let Some(&frame) = state.resident.get(&page) {
+        if (state.loading.len() as u64) < count {
+            state.loading.retain(|page, _| !written.contains(page));
+        } else {
+            for page in written.clone() {
+                state.loading.remove(&page);
+            }
+        }
+        let resident: Vec<(u64, FrameId)> = if (state.resident.len() as u64) < count {
+            let in_range = |(page, _): &(u64, FrameId)| written.contains(page);
+            state
+                .resident
+                .iter()
+                .map(|(&p, &f)| (p, f))
+                .filter(in_range)
+                .collect()
+        } else {
+            written
+                .clone()
+                .filter_map(|page| Some((page, *state.resident.get(&page)?)))
+                .collect()
+        };
+        for (page, frame) in resident {
+            if let Some(data) = pages.get((page - first) as usize) {
                 self.frames.write(frame, page, data, epoch);
-                state.slices[frame as usize] = Some(data.clone());
-            } else if i >= keep_from
+                state.slices[frame as usize] = None;
+            }
+        }
+        for (page, data) in (keep_from..).zip(&pages[(keep_from - first) as usize..]) {
+            if !state.resident.contains_key(&page)
                 && let Some(frame) = self.take_frame(&mut state, page)
             {
                 self.place(&mut state, frame, page, data, epoch);
-                state.slices[frame as usize] = Some(data.clone());
             }
         }
     }

@@ -1,14 +1,14 @@
 //! `WriteBackCache`: setters into dirty pages, written back by `persist`
 //! and `commit` one run of contiguous pages per device write.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 use bincodec::{ByteSink, ByteSource};
 use blockdev::{ReadAt, WriteAt};
 use parking_lot::{Mutex, RwLock};
 
+use crate::dirty::{Base, DirtyPages, Extent};
 use crate::error::check_range;
 use crate::{Error, PageCache, Slice};
 
@@ -35,11 +35,18 @@ use crate::{Error, PageCache, Slice};
 ///   the write returns the error and changes nothing; the dirty pages stay
 ///   dirty, nothing is lost. A single write larger than the bound is kept
 ///   whole, all of it dirty, until the next write-back.
-/// - Write-back writes each run straight from the page buffers, one
-///   vectored device write (`pwritev` for files) per 1024 pages, without
-///   copying them into one buffer. Written pages already cached are
-///   updated, and the last `capacity` pages written are kept as clean
+/// - Dirty pages live in extents: a write makes the clean pages it
+///   covers dirty in buffers of up to 1 MiB (or one page) each, so a
+///   large write is a few buffers, not one per page.
+/// - Write-back writes each run straight from those buffers, one vectored
+///   device write (`pwritev` for files) per 1024 pages, without copying
+///   them into one buffer. Written pages already cached are updated, and
+///   the last `capacity` pages of each run written are kept as clean
 ///   cached pages.
+/// - A [`Slice`] of a dirty page from [`load`](Self::load) keeps its
+///   bytes: a later write copies the pages it changes into a new buffer
+///   (copy-on-write) instead of changing the slice's. The slice shares its
+///   extent's buffer, so it keeps up to 1 MiB (or its page) alive.
 /// - When a device write fails, its pages stay dirty and the error is
 ///   returned: nothing is lost, a later `commit` tries again. Runs written
 ///   before the failure are clean.
@@ -67,14 +74,15 @@ pub struct WriteBackCache<D: ReadAt + WriteAt> {
     /// The size every dirty page is cut to; changes only with no dirty
     /// pages, so it stays right even if `cache()` re-reads its own.
     size: AtomicU64,
-    dirty: RwLock<BTreeMap<u64, Arc<[u8]>>>,
+    /// The dirty pages, as extents of contiguous pages.
+    dirty: RwLock<DirtyPages>,
     /// `dirty.len()`, readable without the lock: reads skip the dirty map
     /// when nothing is pending.
     dirty_count: AtomicUsize,
     /// Serializes writers and write-back, so a page's dirty bytes cannot
     /// change between being written to the device and being marked clean.
-    /// Holds the pages in the order they became dirty (with stale entries
-    /// for pages written back since), oldest first.
+    /// Holds the first page of each extent in the order they became dirty
+    /// (with stale entries for pages written back since), oldest first.
     writer: Mutex<VecDeque<u64>>,
     /// The most dirty pages kept; see `max_dirty_pages`.
     max_dirty: usize,
@@ -124,8 +132,8 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         WriteBackCache {
             max_dirty: max_dirty.max(1),
             size: AtomicU64::new(cache.size()),
+            dirty: RwLock::new(DirtyPages::new(cache.page_size())),
             cache,
-            dirty: RwLock::new(BTreeMap::new()),
             dirty_count: AtomicUsize::new(0),
             writer: Mutex::new(VecDeque::new()),
             write_back_seq: AtomicU64::new(0),
@@ -220,7 +228,7 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
     pub fn is_dirty(&self, addr: u64) -> bool {
         self.dirty
             .read()
-            .contains_key(&(addr >> self.cache.page_size().trailing_zeros()))
+            .contains(addr >> self.cache.page_size().trailing_zeros())
     }
 
     /// Writes `bytes` at `pos` into dirty pages, all at once for readers.
@@ -259,43 +267,23 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let end = pos + bytes.len() as u64;
         let (first, last) = (pos >> shift, (end - 1) >> shift);
         self.make_room(&mut order, first, last)?;
-        let page_range = |page: u64| {
-            let start = page << shift;
-            (start, (start + page_size).min(size))
-        };
         // Only the first and last pages can be partly covered; read their
         // current bytes before changing anything.
-        let mut bases: Vec<(u64, Arc<[u8]>)> = Vec::with_capacity(2);
+        let mut bases: Vec<Base> = Vec::with_capacity(2);
         for page in [first, last] {
-            let (start, stop) = page_range(page);
+            let start = page << shift;
+            let stop = (start + page_size).min(size);
             let partial = pos > start || end < stop;
             if partial
-                && !bases.iter().any(|(p, _)| *p == page)
-                && !self.dirty.read().contains_key(&page)
+                && !bases.iter().any(|base| base.page == page)
+                && !self.dirty.read().contains(page)
             {
-                let slice = self.cache.page_slice(page, size)?;
-                bases.push((page, Arc::from(slice.bytes())));
+                let bytes = self.cache.page_slice(page, size)?;
+                bases.push(Base { page, bytes });
             }
         }
         let mut dirty = self.dirty.write();
-        for page in first..=last {
-            let (start, stop) = page_range(page);
-            let data = dirty.entry(page).or_insert_with(|| {
-                order.push_back(page);
-                match bases.iter().position(|(p, _)| *p == page) {
-                    Some(i) => bases.swap_remove(i).1,
-                    None => Arc::from(vec![0u8; (stop - start) as usize]),
-                }
-            });
-            let from = pos.max(start);
-            let to = end.min(stop);
-            let src = &bytes[(from - pos) as usize..(to - pos) as usize];
-            let dst_start = (from - start) as usize;
-            // Copy-on-write: slices handed out earlier keep their bytes.
-            if let Some(dst) = Arc::make_mut(data).get_mut(dst_start..dst_start + src.len()) {
-                dst.copy_from_slice(src);
-            }
-        }
+        order.extend(dirty.write(pos, bytes, size, &bases));
         self.dirty_count.store(dirty.len(), Ordering::Release);
         Ok(())
     }
@@ -305,34 +293,31 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
     /// Called with the writer lock held, before a write changes anything.
     fn make_room(&self, order: &mut VecDeque<u64>, first: u64, last: u64) -> Result<(), Error> {
         loop {
-            let oldest = {
+            let (oldest, run_end) = {
                 let dirty = self.dirty.read();
                 // Pages of the write that would become dirty.
-                let already = dirty.range(first..=last).count() as u64;
+                let already = dirty.count_in(first, last + 1);
                 let new = (last - first + 1) - already;
                 let fits = (dirty.len() as u64).saturating_add(new) <= self.max_dirty as u64;
                 if fits || dirty.is_empty() {
                     if order.len() > 2 * dirty.len() + 64 {
-                        order.retain(|page| dirty.contains_key(page));
+                        order.retain(|&page| dirty.contains(page));
                     }
                     return Ok(());
                 }
                 let Some(page) = order.pop_front() else {
                     // Only stale entries were left: start over from the map.
-                    order.extend(dirty.keys().copied());
+                    order.extend(dirty.runs(0, u64::MAX).into_iter().map(|(start, _)| start));
                     continue;
                 };
-                if !dirty.contains_key(&page) {
+                if !dirty.contains(page) {
                     continue;
                 }
                 // The whole run of contiguous dirty pages holding `page`.
-                let mut start = page;
-                while start > 0 && dirty.contains_key(&(start - 1)) {
-                    start -= 1;
-                }
-                start
+                let start = dirty.run_start(page);
+                (start, dirty.run_end(start))
             };
-            if let Err(err) = self.write_run(&self.dirty_run_at(oldest)) {
+            if let Err(err) = self.write_run(oldest, run_end) {
                 // Still dirty: keep it first in line.
                 order.push_front(oldest);
                 return Err(err);
@@ -342,8 +327,8 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
 
     /// Writes the dirty pages overlapping `[off, off + len)` to the device,
     /// each run of contiguous dirty pages with one vectored write per 1024
-    /// pages straight from the page buffers; the pages become clean (the
-    /// last `capacity` of them stay cached).
+    /// pages straight from the dirty buffers; the pages become clean (the
+    /// last `capacity` of each run stay cached).
     ///
     /// # Errors
     /// [`Error::Io`] from the first write that fails; the pages of that
@@ -370,8 +355,9 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let first = off >> shift;
         let last = off.saturating_add(len - 1) >> shift;
         let mut order = self.writer.lock();
-        for run in self.dirty_runs(first, last) {
-            self.write_run(&run)?;
+        let runs = self.dirty.read().runs(first, last.saturating_add(1));
+        for (start, end) in runs {
+            self.write_run(start, end)?;
         }
         if self.dirty_pages() == 0 {
             order.clear();
@@ -460,8 +446,9 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
     /// ```
     pub fn refresh_size(&self) -> Result<u64, Error> {
         let _writer = self.writer.lock();
-        for run in self.dirty_runs(0, u64::MAX) {
-            self.write_run(&run)?;
+        let runs = self.dirty.read().runs(0, u64::MAX);
+        for (start, end) in runs {
+            self.write_run(start, end)?;
         }
         let size = self.cache.refresh_size()?;
         self.size.store(size, Ordering::Release);
@@ -491,87 +478,70 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             });
         }
         if self.dirty_pages() > 0
-            && let Some(data) = self.dirty.read().get(&page)
+            && let Some(slice) = self.dirty.read().slice(page)
         {
-            let page_start = page << self.cache.page_size().trailing_zeros();
-            let end = page_start + data.len() as u64;
-            if end.saturating_sub(addr) < min_len as u64 {
+            if slice.end().saturating_sub(addr) < min_len as u64 {
                 return Ok(None);
             }
-            return Ok(Some(Slice::new(page_start, data.clone(), 0, data.len())));
+            return Ok(Some(slice));
         }
         self.cache.load_within(addr, min_len, self.size())
     }
 
-    /// The run of contiguous dirty pages starting at `first`.
-    fn dirty_run_at(&self, first: u64) -> Vec<(u64, Arc<[u8]>)> {
-        let dirty = self.dirty.read();
-        (first..)
-            .zip(dirty.range(first..))
-            .take_while(|(want, (page, _))| want == *page)
-            .map(|(page, (_, data))| (page, data.clone()))
-            .collect()
-    }
-
-    /// The dirty pages of `first..=last`, grouped in runs of contiguous pages.
-    fn dirty_runs(&self, first: u64, last: u64) -> Vec<Vec<(u64, Arc<[u8]>)>> {
-        let dirty = self.dirty.read();
-        let mut runs: Vec<Vec<(u64, Arc<[u8]>)>> = Vec::new();
-        for (&page, data) in dirty.range(first..=last) {
-            match runs.last_mut() {
-                Some(run) if run.last().is_some_and(|(p, _)| p + 1 == page) => {
-                    run.push((page, data.clone()));
-                }
-                _ => runs.push(vec![(page, data.clone())]),
-            }
-        }
-        runs
-    }
-
-    /// Writes one run of contiguous dirty pages straight from their
-    /// buffers, one vectored device write per group of [`GROUP_PAGES`],
-    /// moving each group from the dirty map to the clean cache once it is
-    /// written. Called with the writer lock held. On an error, the groups
-    /// before stay clean and the rest stay dirty.
-    fn write_run(&self, run: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
-        for group in run.chunks(GROUP_PAGES) {
+    /// Writes the dirty pages `first..end` (all dirty) straight from
+    /// their buffers, one vectored device write per group of
+    /// [`GROUP_PAGES`], making each group clean once it is written. Called
+    /// with the writer lock held. On an error, the groups before stay
+    /// clean and the rest stay dirty.
+    fn write_run(&self, first: u64, end: u64) -> Result<(), Error> {
+        let mut group_start = first;
+        while group_start < end {
+            let group_end = end.min(group_start.saturating_add(GROUP_PAGES));
             // Readers without the dirty lock retry if they overlap this.
             let seq = self.write_back_seq.load(Ordering::Relaxed);
             self.write_back_seq
                 .store(seq.wrapping_add(1), Ordering::Relaxed);
             fence(Ordering::Release);
-            let written = self.write_group(group);
+            let written = self.write_group(group_start, group_end, end);
             self.write_back_seq
                 .store(seq.wrapping_add(2), Ordering::Release);
             written?;
+            group_start = group_end;
         }
         Ok(())
     }
 
-    /// `write_run` of one group, inside the sequence lock.
-    fn write_group(&self, group: &[(u64, Arc<[u8]>)]) -> Result<(), Error> {
-        let Some((first, _)) = group.first() else {
-            return Ok(());
-        };
-        let start = first << self.cache.page_size().trailing_zeros();
-        let bufs: Vec<&[u8]> = group.iter().map(|(_, data)| &data[..]).collect();
-        self.device().write_all_vectored_at(start, &bufs)?;
+    /// `write_run` of the pages `first..end`, inside the sequence lock;
+    /// the run ends at `run_end`, and only its last `capacity` pages are
+    /// worth caching.
+    fn write_group(&self, first: u64, end: u64, run_end: u64) -> Result<(), Error> {
+        let pieces: Vec<Extent> = self.dirty.read().pieces(first, end);
+        let bufs: Vec<&[u8]> = pieces.iter().map(Extent::bytes).collect();
+        let shift = self.cache.page_size().trailing_zeros();
+        self.device().write_all_vectored_at(first << shift, &bufs)?;
         // Clean copies first, then drop the dirty ones: a reader sees one
         // or the other, both holding the new bytes.
-        self.cache
-            .install_written(*first, group.iter().map(|(_, data)| data));
-        let mut dirty = self.dirty.write();
-        for (page, _) in group {
-            dirty.remove(page);
-        }
-        self.dirty_count.store(dirty.len(), Ordering::Release);
+        let pages: Vec<&[u8]> = bufs
+            .iter()
+            .flat_map(|buf| buf.chunks(self.cache.page_size()))
+            .collect();
+        let cache_from = run_end.saturating_sub(self.cache.capacity() as u64);
+        self.cache.install_written(first, &pages, cache_from);
+        let removed = {
+            let mut dirty = self.dirty.write();
+            let removed = dirty.remove(first, end);
+            self.dirty_count.store(dirty.len(), Ordering::Release);
+            removed
+        };
+        // The buffers are freed here, after the lock.
+        drop(removed);
         Ok(())
     }
 }
 
-/// Dirty pages per vectored device write: Linux's `IOV_MAX`, so that one
-/// write-back is one `pwritev` per group.
-const GROUP_PAGES: usize = 1024;
+/// Dirty pages per vectored device write: at most Linux's `IOV_MAX`
+/// pieces, so that one write-back is one `pwritev` per group.
+const GROUP_PAGES: u64 = 1024;
 
 impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
     type Error = Error;
@@ -600,7 +570,7 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
             let addr = pos + done as u64;
             let page = addr >> shift;
             let off = (addr & mask) as usize;
-            if let Some(tail) = dirty.get(&page).and_then(|data| data.get(off..)) {
+            if let Some(tail) = dirty.bytes_from(page).and_then(|data| data.get(off..)) {
                 // Dirty pages are cut to `size`, which holds the range.
                 let n = tail.len().min(buf.len() - done);
                 buf[done..done + n].copy_from_slice(&tail[..n]);
@@ -609,11 +579,10 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
             }
             // A run of clean pages goes to the cache in one read, so its
             // missing pages are fetched together.
-            let mut end_page = page + 1;
             let last_page = (pos + buf.len() as u64 - 1) >> shift;
-            while end_page <= last_page && !dirty.contains_key(&end_page) {
-                end_page += 1;
-            }
+            let end_page = dirty
+                .next_dirty(page + 1)
+                .map_or(last_page + 1, |next| next.min(last_page + 1));
             let run_end = ((end_page << shift) - pos).min(buf.len() as u64) as usize;
             self.cache
                 .read_in_bounds(addr, &mut buf[done..run_end], size)?;
