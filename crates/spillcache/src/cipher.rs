@@ -486,7 +486,10 @@ impl Claim {
 pub(crate) struct SplitWrite<D> {
     device: Arc<D>,
     offset: u64,
-    plain: Arc<[u8]>,
+    /// The value, until the owner is done: taken back then, so that a
+    /// helper still holding the job (one woken late) does not keep the
+    /// buffer from being reused by the next `add`.
+    plain: Mutex<Option<Arc<[u8]>>>,
     /// A copy of the value's seal (wiped when the last holder drops it).
     seal: Seal,
     /// The next piece to take; [`CLOSED`] and up once the owner closed the job.
@@ -528,8 +531,13 @@ impl<D: WriteAt> SplitWrite<D> {
                 job: self,
                 ok: false,
             };
+            // Declared after `piece`, so dropped before it: the owner, once
+            // every taken piece is done, holds the value's only reference.
+            let Some(value) = self.plain.lock().clone() else {
+                return;
+            };
             let start = index * PIECE;
-            let plain = &self.plain[start..(start + PIECE).min(self.plain.len())];
+            let plain = &value[start..(start + PIECE).min(value.len())];
             match encrypt_piece(
                 &*self.device,
                 self.offset,
@@ -706,7 +714,7 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
     let job = Arc::new(SplitWrite {
         device: Arc::clone(device),
         offset,
-        plain: Arc::clone(plain),
+        plain: Mutex::new(Some(Arc::clone(plain))),
         seal: seal.clone(),
         next: AtomicUsize::new(0),
         finished: AtomicUsize::new(0),
@@ -725,8 +733,12 @@ pub(crate) fn write_sealed_shared<D: WriteAt + Send + Sync + 'static>(
     helpers.withdraw();
     // Waits for the pieces others took: the reservation must not be
     // reused while one may still write there.
-    let tags = job.close_and_wait(&parker)?;
-    drop(job);
+    let tags = job.close_and_wait(&parker);
+    // Every taken piece is done and has let go of the value: the caller
+    // can reuse its buffer even while a late helper holds the job.
+    let value = job.plain.lock().take();
+    drop((value, job));
+    let tags = tags?;
     seal.tag = combine(seal.tag_seed, tags);
     Ok(seal)
 }
@@ -1318,6 +1330,9 @@ mod tests {
             if len >= SPLIT_MIN {
                 assert!(helper.is_some(), "a helper for a long value");
             }
+            // Whether or not the helper still holds the job, the buffer is
+            // the caller's alone again (so `add` can reuse it).
+            assert_eq!(Arc::strong_count(&plain), 1, "len {len}");
             let written = device.0.to_vec();
             let keystream = stream(&seal, len);
             let exact = written[5..5 + len]

@@ -108,23 +108,7 @@ where
                 // The queue held only stale items: a due defrag may run now.
                 defragged_last = false;
             }
-            None => {
-                let retry_at = if state.retry.is_empty() {
-                    None
-                } else {
-                    state.retry_at
-                };
-                let until = earliest(retry_at, state.defrag_not_before);
-                state.writer_idle = true;
-                wait(
-                    shared,
-                    &mut state,
-                    earliest(until, shared.recycler.expires_at()),
-                );
-                state.writer_idle = false;
-                let expired = shared.recycler.expire(Instant::now());
-                drop_outside(&mut state, expired);
-            }
+            None => sleep(shared, &mut state),
         }
     }
 }
@@ -161,12 +145,24 @@ where
                 drop(job);
             });
         }
-        None => {
-            state.writer_idle = true;
-            shared.work.wait(state);
-            state.writer_idle = false;
-        }
+        None => sleep(shared, state),
     }
+}
+
+/// Sleeps until woken or until the next deadline (a retry, a defrag
+/// backoff, a spare buffer to free), then frees expired spares.
+fn sleep<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>) {
+    let retry_at = if state.retry.is_empty() {
+        None
+    } else {
+        state.retry_at
+    };
+    let until = earliest(retry_at, state.defrag_not_before);
+    state.writer_idle = true;
+    wait(shared, state, earliest(until, shared.recycler.expires_at()));
+    state.writer_idle = false;
+    let expired = shared.recycler.expire(Instant::now());
+    drop_outside(state, expired);
 }
 
 /// Offers the pieces of a long value a caller writes to the writer thread.
@@ -225,8 +221,17 @@ where
         wrote = true;
     }
     state.caller_writing = false;
-    // Its turn again: punching, cutting, retries, defragmentation.
-    shared.work.notify_one();
+    // Wake the writer thread only for work of its own (punching, cutting,
+    // retries, defragmentation, values queued meanwhile): woken for
+    // nothing, it would take the lock just as this caller's next `add` wants it.
+    let writer_due = !state.to_punch.is_empty()
+        || state.file_len > state.holes.end()
+        || !state.queue.is_empty()
+        || !state.retry.is_empty()
+        || state.defrag_due(&shared.config, Instant::now());
+    if writer_due {
+        shared.work.notify_one();
+    }
     wrote
 }
 
