@@ -108,8 +108,11 @@ pub(crate) struct Frames {
     /// zero before it changes them. Apart from the heads, so that long
     /// readers do not dirty the lines lock-free hits read.
     readers: Box<[AtomicU32]>,
-    /// Words per frame: the page rounded up to words, plus one spare word
-    /// so that a small read can always load two adjacent words.
+    /// Words per frame: the page rounded up to words. Frames lie back to
+    /// back, so a run of pages in adjacent frames copies with one
+    /// `memcpy`, and one spare word ends the arena, so that a small read
+    /// can always load two adjacent words (the second may be the next
+    /// frame's first: bytes past the page, which the reader drops).
     stride: usize,
     /// Bytes of a whole page.
     page_size: usize,
@@ -127,8 +130,8 @@ impl Frames {
     /// Frames for `capacity` pages of `page_size` bytes; `None` if they do
     /// not fit in memory.
     pub(crate) fn new(capacity: usize, page_size: usize) -> Option<Self> {
-        let stride = page_size.div_ceil(8) + 1;
-        let total = capacity.checked_mul(stride)?;
+        let stride = page_size.div_ceil(8);
+        let total = capacity.checked_mul(stride)?.checked_add(1)?;
         let mut words = Vec::new();
         words.try_reserve_exact(total).ok()?;
         // A hint, asked before the memory is first touched: without huge
@@ -175,8 +178,11 @@ impl Frames {
         if head.key.load(Acquire) != page {
             return None;
         }
-        // The spare word makes the second word exist for any `off` inside
-        // a page; `get(first..)` then `first_chunk` is the one bounds check.
+        // The next frame's first word, or the spare word after the last
+        // frame, makes the second word exist for any `off` inside a page
+        // (it is loaded atomically; its bytes are past the page and
+        // dropped); `get(first..)` then `first_chunk` is the one bounds
+        // check.
         let first = frame as usize * self.stride + off / 8;
         let [lo, hi] = self.words.get(first..)?.first_chunk::<2>()?;
         let both = u128::from(hi.load(Relaxed)) << 64 | u128::from(lo.load(Relaxed));
@@ -268,30 +274,45 @@ impl Frames {
             }
             entered += 1;
         }
-        let mut copied = 0;
-        let mut piece_off = off;
+        // The pages that may be copied: from the first, each in a frame
+        // entered, with an even version and the page's key (loaded once
+        // the version is known even: it names the page the words hold
+        // until this reader leaves).
+        let mut valid = 0;
         for &(frame, page) in &run[..entered] {
-            let base = frame as usize * self.stride;
-            let (Some(head), Some(words)) = (
-                self.heads.get(frame as usize),
-                self.words.get(base..base + self.stride),
-            ) else {
+            let Some(head) = self.heads.get(frame as usize) else {
                 break;
             };
-            let piece = (self.page_size.saturating_sub(piece_off)).min(dst.len() - copied);
-            let version = head.version.load(SeqCst);
-            // The key, loaded once the version is known even, names the
-            // page the words hold until this reader leaves.
-            if piece == 0
-                || version % 2 != 0
-                || head.key.load(Acquire) != page
-                || !copy_excluded(words, piece_off, &mut dst[copied..copied + piece])
-            {
+            if head.version.load(SeqCst) % 2 != 0 || head.key.load(Acquire) != page {
                 break;
             }
             touch(head, epoch);
-            copied += piece;
-            piece_off = 0;
+            valid += 1;
+        }
+        // Bytes from the start of the first page: copy `off..end`, one
+        // `memcpy` per group of frames that lie back to back in the arena
+        // (whole frames are back to back when a page is whole words).
+        let end = (valid * self.page_size).min(off + dst.len());
+        let back_to_back = self.stride * 8 == self.page_size;
+        let (mut at, mut first) = (off, 0);
+        while at < end {
+            let mut next = first + 1;
+            while back_to_back && next < valid && run[next].0 == run[next - 1].0.wrapping_add(1) {
+                next += 1;
+            }
+            let group_end = (next * self.page_size).min(end);
+            let base = run[first].0 as usize * self.stride;
+            let from = at - first * self.page_size;
+            let copied = self
+                .words
+                .get(base..base + (next - first) * self.stride)
+                .is_some_and(|words| {
+                    copy_excluded(words, from, &mut dst[at - off..group_end - off])
+                });
+            if !copied {
+                break;
+            }
+            (at, first) = (group_end, next);
         }
         for &(frame, _) in &run[..entered] {
             // Release: the copy happens before the changes of the writer
@@ -300,7 +321,7 @@ impl Frames {
                 readers.fetch_sub(1, Release);
             }
         }
-        copied
+        at.saturating_sub(off)
     }
 
     /// [`read`](Self::read) under the sequence lock: copies word by word,
@@ -334,8 +355,10 @@ impl Frames {
     #[inline]
     fn copy_out(&self, frame: FrameId, off: usize, dst: &mut [u8]) -> bool {
         let base = frame as usize * self.stride;
+        // One word past the frame: an unaligned copy to the end of the
+        // page loads it, and drops its bytes.
         self.words
-            .get(base..base + self.stride)
+            .get(base..base + self.stride + 1)
             .is_some_and(|words| copy_words(words, off, dst))
     }
 
@@ -631,6 +654,11 @@ mod tests {
         assert_eq!(dst[..page_size], all[..page_size]);
         // A run shorter than the range stops at its last page.
         assert_eq!(frames.read_run(&run[..1], 0, &mut dst, 0), page_size);
+        // Frames not back to back (the home frames wrap around).
+        let mut dst = vec![0; 2 * page_size];
+        assert_eq!(frames.read_run(&[(3, 13), (0, 10)], 0, &mut dst, 0), dst.len());
+        assert_eq!(dst[..page_size], all[3 * page_size..]);
+        assert_eq!(dst[page_size..], all[..page_size]);
         assert!(frames.readers.iter().all(|r| r.load(Relaxed) == 0));
     }
 
