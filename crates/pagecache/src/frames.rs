@@ -517,11 +517,11 @@ fn copy_words(words: &[AtomicU64], off: usize, dst: &mut [u8]) -> bool {
     true
 }
 
-/// Copies bytes `off..off + dst.len()` of `words` (a frame's words, as
-/// little-endian bytes) into `dst` with one `memcpy`, or returns `false`
-/// if they are not all inside `words`. The caller holds the frame's
-/// reader count, raised before it saw an even version (see
-/// [`Frames::read_run`]).
+/// Copies bytes `off..off + dst.len()` of `words` (the words of one or
+/// more frames back to back, as little-endian bytes) into `dst` with one
+/// `memcpy`, or returns `false` if they are not all inside `words`. The
+/// caller holds the reader count of every frame the bytes lie in, raised
+/// before it saw the frame's version even (see [`Frames::read_run`]).
 ///
 /// The crate's second `unsafe` block (see the crate docs, "Scans: the
 /// second `unsafe` block"): relaxed loads are never vectorized, and this
@@ -547,13 +547,14 @@ fn copy_excluded(words: &[AtomicU64], off: usize, dst: &mut [u8]) -> bool {
     // a pointer derived from `&[AtomicU64]` is allowed (its contents are
     // an `UnsafeCell`). It is no data race: the only writes to a frame's
     // words are `Frames::write`'s, which first makes the version odd
-    // (SeqCst) and then waits for the reader count to be zero; this
-    // reader incremented the count (SeqCst) and then saw an even version,
-    // so that writer has either finished (its stores happen before the
-    // version this reader acquired) or has not started its stores and
-    // waits until this reader's release decrement. Other readers of the
-    // same words only read (atomic loads or copies like this one), and
-    // reads never race with reads.
+    // (SeqCst) and then waits for the reader count to be zero; for every
+    // frame these bytes lie in, this reader incremented the count
+    // (SeqCst) and then saw an even version, so its writer has either
+    // finished (its stores happen before the version this reader
+    // acquired) or has not started its stores and waits until this
+    // reader's release decrement. Other readers of the same words only
+    // read (atomic loads or copies like this one), and reads never race
+    // with reads.
     unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
     true
 }
@@ -656,7 +657,10 @@ mod tests {
         assert_eq!(frames.read_run(&run[..1], 0, &mut dst, 0), page_size);
         // Frames not back to back (the home frames wrap around).
         let mut dst = vec![0; 2 * page_size];
-        assert_eq!(frames.read_run(&[(3, 13), (0, 10)], 0, &mut dst, 0), dst.len());
+        assert_eq!(
+            frames.read_run(&[(3, 13), (0, 10)], 0, &mut dst, 0),
+            dst.len()
+        );
         assert_eq!(dst[..page_size], all[3 * page_size..]);
         assert_eq!(dst[page_size..], all[..page_size]);
         assert!(frames.readers.iter().all(|r| r.load(Relaxed) == 0));
