@@ -190,7 +190,7 @@
 //!   reader's count, or the reader sees the odd version. The wait lasts
 //!   at most one run's copy (64 KiB of 4 KiB pages), as readers never
 //!   wait while they hold a count.
-
+//!
 //! Reading the atomic words as bytes is what needs `unsafe`, in one
 //! block, `frames::copy_excluded`, with its safety argument; random hits
 //! keep reading the same words with atomic loads meanwhile, which is
@@ -215,11 +215,12 @@
 //! counts and did not change (`pagecache_get_u64`: 105, 102 and 101 µs
 //! before, 104, 103 and 101 µs after; `pagecache_threads` alike, within
 //! its noise).
-//! Tested by `frames::tests` (rewrites and clears racing whole and
-//! unaligned bulk reads, also under Miri) and by
+//! Tested by `frames::tests` (rewrites and clears racing whole,
+//! unaligned and two-frame reads, also under Miri, which reports the data
+//! race there if the writer does not wait for the count) and by
 //! `tests/scan.rs` (installs, evictions and invalidations racing blits,
 //! never a torn page).
-
+//!
 //! # Hit ratios
 //! Measured by `cargo bench -p benches --bench pagecache_hit_ratio` (1024 pages,
 //! one-byte reads; the table is also written to
