@@ -50,8 +50,8 @@ use crate::{Error, Stats};
 ///
 /// # Memory
 /// The frames are allocated when the cache is built: for each page of
-/// capacity, the page rounded up to 8 bytes plus 8, a 32-byte head and 16
-/// bytes of hint table. On Linux the page arena's whole 2 MiB pages are
+/// capacity, the page rounded up to 8 bytes, a 32-byte head, a 4-byte
+/// reader count and 16 bytes of hint table. On Linux the page arena's whole 2 MiB pages are
 /// advised as huge pages before first use (fewer TLB misses on random
 /// hits; see the crate docs). A page handed out as a [`Slice`](crate::Slice) (by `load`,
 /// `next`, `get_seq`, `iter`) also keeps that copy until it is evicted or

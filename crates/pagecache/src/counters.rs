@@ -41,8 +41,14 @@ impl StripedCounter {
 
     #[inline]
     pub(crate) fn add_one(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n` (see [`add_one`](Self::add_one)).
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
         let stripe = &self.stripes[thread_stripe() % STRIPES];
-        stripe.store(stripe.load(Relaxed).wrapping_add(1), Relaxed);
+        stripe.store(stripe.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
     pub(crate) fn sum(&self) -> u64 {
@@ -68,7 +74,8 @@ mod tests {
                 scope.spawn(|| (0..10_000).for_each(|_| counter.add_one()));
             }
         });
-        assert_eq!(counter.sum(), 40_000);
+        counter.add(7);
+        assert_eq!(counter.sum(), 40_007);
         counter.reset();
         assert_eq!(counter.sum(), 0);
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::MAX_PAGE_SIZE;
 use crate::cache::PageCache;
-use crate::frames::{Copied, FrameId};
+use crate::frames::{Copied, FrameId, RUN_PAGES};
 
 impl<D> PageCache<D> {
     /// The frame `page` lives in whenever it can: its page number modulo
@@ -77,5 +77,27 @@ impl<D> PageCache<D> {
         let frame = self.hints.find(page);
         frame != self.home(page)
             && matches!(self.frames.read(frame, page, off, dst, epoch), Copied::Done)
+    }
+
+    /// The lock-free hit of a range across pages: copies the bytes at
+    /// in-page offset `off` of `page` and on, page by page, into `dst`
+    /// from the pages' home frames (at most [`RUN_PAGES`] pages). Returns
+    /// the bytes copied: all, or up to the first page not at home (the
+    /// caller takes that one by the one-page paths).
+    #[inline]
+    pub(crate) fn try_hit_run(&self, page: u64, off: usize, dst: &mut [u8]) -> usize {
+        let epoch = self.epoch.load(Relaxed);
+        let pages = (off + dst.len()).div_ceil(self.page_size()).min(RUN_PAGES);
+        let mut run = [(0, 0); RUN_PAGES];
+        for (i, slot) in run[..pages].iter_mut().enumerate() {
+            let page = page.wrapping_add(i as u64);
+            *slot = (self.home(page), page);
+        }
+        let copied = self.frames.read_run(&run[..pages], off, dst, epoch);
+        // Pages started: the first one, if it was copied at all, and each
+        // page boundary crossed.
+        let started = (off + copied).div_ceil(self.page_size()) as u64;
+        self.hits.add(if copied == 0 { 0 } else { started });
+        copied
     }
 }

@@ -11,7 +11,7 @@ use blockdev::ReadAt;
 use parking_lot::MutexGuard;
 
 use crate::cache::PageCache;
-use crate::frames::FrameId;
+use crate::frames::{BULK_MIN, FrameId, RUN_PAGES};
 use crate::state::{Loading, State};
 use crate::{Error, Slice};
 
@@ -121,7 +121,17 @@ impl<D: ReadAt> PageCache<D> {
             let addr = pos + done as u64;
             let page = addr >> shift;
             let off = (addr & mask) as usize;
-            let n = (page_size - off).min(buf.len() - done);
+            let left = buf.len() - done;
+            // Long reads across pages copy runs of pages at once.
+            if left >= BULK_MIN && off + left > page_size {
+                let span = left.min(RUN_PAGES * page_size - off);
+                let copied = self.try_hit_run(page, off, &mut buf[done..done + span]);
+                if copied > 0 {
+                    done += copied;
+                    continue;
+                }
+            }
+            let n = (page_size - off).min(left);
             let dst = &mut buf[done..done + n];
             if self.try_hit(page, off, dst) {
                 done += n;

@@ -155,3 +155,70 @@ fn a_device_that_always_fails_visits_nothing_and_blits_nothing() {
     ));
     assert_eq!(cache.stats().resident_pages, 0);
 }
+
+/// Every byte of `page` at generation `generation`: the page number in
+/// the high nibble, so a page holding another page's bytes shows too.
+fn tag(page: usize, generation: usize) -> u8 {
+    ((page << 4) | (generation % 16)) as u8
+}
+
+#[test]
+fn blits_racing_installs_evictions_and_invalidations_never_return_a_torn_page() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::time::{Duration, Instant};
+
+    use blockdev::WriteAt;
+
+    const PAGE: usize = 4096;
+    const PAGES: usize = 16;
+    let device = MemDevice::from_vec((0..PAGES).flat_map(|p| [tag(p, 0); PAGE]).collect());
+    // Half the pages fit: the readers' misses evict the frames others copy.
+    let cache = PageCache::builder()
+        .page_size(PAGE)
+        .capacity(PAGES / 2)
+        .build(device.clone())
+        .unwrap();
+    let writing = AtomicBool::new(true);
+    let (blits, rewrites) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let start = Instant::now();
+            let mut i = PAGES;
+            while start.elapsed() < Duration::from_secs(1) {
+                let page = i % PAGES;
+                let bytes = [tag(page, i / PAGES); PAGE];
+                device.write_all_at((page * PAGE) as u64, &bytes).unwrap();
+                cache.invalidate((page * PAGE) as u64, PAGE as u64).unwrap();
+                i += 1;
+                rewrites.fetch_add(1, Relaxed);
+            }
+            writing.store(false, Relaxed);
+        });
+        // A hot run of pages (mostly hits), the whole device (misses that
+        // evict), and a range starting inside a page.
+        for (start, len) in [(0, 3 * PAGE), (0, PAGES * PAGE), (PAGE / 2, 5 * PAGE)] {
+            let (cache, writing, blits) = (&cache, &writing, &blits);
+            scope.spawn(move || {
+                let mut buf = vec![0; len];
+                while writing.load(Relaxed) {
+                    cache.blit(start as u64, &mut buf, 0, len).unwrap();
+                    blits.fetch_add(1, Relaxed);
+                    let mut at = start;
+                    while at < start + len {
+                        let end = ((at / PAGE + 1) * PAGE).min(start + len);
+                        let piece = &buf[at - start..end - start];
+                        let (page, first) = (at / PAGE, piece[0]);
+                        assert!(
+                            usize::from(first >> 4) == page && piece.iter().all(|&b| b == first),
+                            "torn or foreign page {page} at {at}: {:?}",
+                            &piece[..16]
+                        );
+                        at = end;
+                    }
+                }
+            });
+        }
+    });
+    assert!(blits.into_inner() > 0 && rewrites.into_inner() > 0);
+    assert!(cache.hits() > 0 && cache.stats().evictions > 0);
+}
