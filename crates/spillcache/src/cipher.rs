@@ -1321,7 +1321,7 @@ mod tests {
 
     #[test]
     fn the_writer_helper_splits_values_exactly_and_survives_failures() {
-        let device = Arc::new(FailsFrom(MemDevice::new(), u64::MAX.into()));
+        let device = Arc::new(Injected::failing_from(u64::MAX));
         let mut helper = None;
         let mut scratch = Vec::new();
         for len in [SPLIT_MIN - 1, SPLIT_MIN, 9 * PIECE + 4097] {
@@ -1333,7 +1333,7 @@ mod tests {
             // Whether or not the helper still holds the job, the buffer is
             // the caller's alone again (so `add` can reuse it).
             assert_eq!(Arc::strong_count(&plain), 1, "len {len}");
-            let written = device.0.to_vec();
+            let written = device.inner.to_vec();
             let keystream = stream(&seal, len);
             let exact = written[5..5 + len]
                 .iter()
@@ -1342,20 +1342,22 @@ mod tests {
                 .all(|((&c, &p), &k)| c == p ^ k);
             assert!(exact, "len {len}: the ChaCha20 stream at every piece");
             let mut out = vec![0u8; len];
-            read_sealed(&device.0, 5, &mut out, &seal).unwrap();
+            read_sealed(&device.inner, 5, &mut out, &seal).unwrap();
             assert!(out[..] == plain[..], "len {len}");
         }
         // A failing piece (whichever thread meets it) fails the value...
-        device.1.store((6 * PIECE) as u64, Ordering::Relaxed);
+        device
+            .fail_from
+            .store((6 * PIECE) as u64, Ordering::Relaxed);
         let plain: Arc<[u8]> = pattern(8 * PIECE).into();
         let result = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper);
         assert_eq!(result.unwrap_err().to_string(), "injected");
         // ...and the next long value is split again.
-        device.1.store(u64::MAX, Ordering::Relaxed);
+        device.fail_from.store(u64::MAX, Ordering::Relaxed);
         let seal = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper).unwrap();
         assert!(helper.is_some());
         let mut out = vec![0u8; plain.len()];
-        read_sealed(&device.0, 0, &mut out, &seal).unwrap();
+        read_sealed(&device.inner, 0, &mut out, &seal).unwrap();
         assert!(out[..] == plain[..]);
     }
 
@@ -1482,17 +1484,36 @@ mod tests {
     }
 
     /// Fails every write that starts at or past its limit.
-    struct FailsFrom(MemDevice, std::sync::atomic::AtomicU64);
+    /// A device that fails every write from a position on, and, if asked,
+    /// panics on every write made by the cipher helper thread.
+    struct Injected {
+        inner: MemDevice,
+        fail_from: std::sync::atomic::AtomicU64,
+        panic_on_helper: bool,
+    }
 
-    impl WriteAt for FailsFrom {
+    impl Injected {
+        fn failing_from(pos: u64) -> Self {
+            Injected {
+                inner: MemDevice::new(),
+                fail_from: pos.into(),
+                panic_on_helper: false,
+            }
+        }
+    }
+
+    impl WriteAt for Injected {
         fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-            if pos >= self.1.load(Ordering::Relaxed) {
+            if self.panic_on_helper && thread::current().name() == Some("spillcache-cipher") {
+                panic!("injected panic on the helper");
+            }
+            if pos >= self.fail_from.load(Ordering::Relaxed) {
                 return Err(io::Error::other("injected"));
             }
-            self.0.write_at(pos, buf)
+            self.inner.write_at(pos, buf)
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.set_len(len)
+            self.inner.set_len(len)
         }
         fn sync_data(&self) -> io::Result<()> {
             Ok(())
@@ -1501,32 +1522,17 @@ mod tests {
 
     #[test]
     fn a_failed_piece_write_fails_the_value() {
-        let device = FailsFrom(MemDevice::new(), ((4 * PIECE) as u64).into());
+        let device = Injected::failing_from((4 * PIECE) as u64);
         let result = write_sealed(&device, 0, &pattern(8 * PIECE), &mut Vec::new());
         assert_eq!(result.unwrap_err().to_string(), "injected");
     }
 
-    /// Panics on every write made by the cipher helper thread.
-    struct PanicsOnHelper(MemDevice);
-
-    impl WriteAt for PanicsOnHelper {
-        fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-            if thread::current().name() == Some("spillcache-cipher") {
-                panic!("injected panic on the helper");
-            }
-            self.0.write_at(pos, buf)
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.0.set_len(len)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_helper_that_panics_mid_piece_fails_the_value_and_is_replaced() {
-        let device = Arc::new(PanicsOnHelper(MemDevice::new()));
+        let device = Arc::new(Injected {
+            panic_on_helper: true,
+            ..Injected::failing_from(u64::MAX)
+        });
         let plain: Arc<[u8]> = pattern(16 * PIECE).into();
         let mut helper = None;
         let mut scratch = Vec::new();
@@ -1537,7 +1543,7 @@ mod tests {
             match write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper) {
                 Ok(seal) => {
                     let mut out = vec![0u8; plain.len()];
-                    read_sealed(&device.0, 0, &mut out, &seal).unwrap();
+                    read_sealed(&device.inner, 0, &mut out, &seal).unwrap();
                     assert!(out[..] == plain[..]);
                 }
                 Err(e) => {
