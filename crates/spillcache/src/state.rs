@@ -111,6 +111,9 @@ pub(crate) struct State<D> {
     /// The pieces of the long value that caller is writing, offered to the
     /// writer thread.
     pub(crate) split: Option<Arc<SplitWrite<D>>>,
+    /// The scratch buffer of the caller writing the queue, kept between
+    /// callers (one writes at a time) so none pays a fresh, zeroed buffer.
+    pub(crate) caller_scratch: Vec<u8>,
 }
 
 /// What `insert` makes of a value.
@@ -162,6 +165,7 @@ impl<D> State<D> {
             writer_idle: false,
             caller_writing: false,
             split: None,
+            caller_scratch: Vec::new(),
         }
     }
 

@@ -207,7 +207,7 @@ where
         return false;
     }
     state.caller_writing = true;
-    let mut scratch = Vec::new();
+    let mut scratch = std::mem::take(&mut state.caller_scratch);
     let mut wrote = false;
     while deadline.is_none_or(|d| Instant::now() < d) && state.write_error.is_none() {
         // As the writer thread does: no region listed for punching may be
@@ -221,6 +221,7 @@ where
         wrote = true;
     }
     state.caller_writing = false;
+    state.caller_scratch = scratch;
     // Wake the writer thread only for work of its own (punching, cutting,
     // retries, defragmentation, values queued meanwhile): woken for
     // nothing, it would take the lock just as this caller's next `add` wants it.
