@@ -780,7 +780,8 @@ where
         let result = if inside {
             // A whole piece inside the read goes straight into `buf`.
             let at = (piece.start - pos) as usize;
-            self.cache.get_into_slice(&cache_key, &mut buf[at..at + len])
+            self.cache
+                .get_into_slice(&cache_key, &mut buf[at..at + len])
         } else {
             scratch.resize(len, 0);
             self.cache.get_into_slice(&cache_key, scratch)

@@ -187,7 +187,9 @@ impl Residents {
         if queue.entries.len() >= COMPACT_MIN && queue.garbage * 2 > queue.entries.len() {
             let chunks = &self.chunks;
             let before = queue.entries.len();
-            queue.entries.retain(|&(chunk, stamp)| is_live(chunks, chunk, stamp));
+            queue
+                .entries
+                .retain(|&(chunk, stamp)| is_live(chunks, chunk, stamp));
             queue.garbage = 0;
             self.steps += before as u64;
         }
@@ -196,7 +198,10 @@ impl Residents {
 
     /// The chunks held whose number is in `first..=last`, in order.
     pub(super) fn chunks_in(&self, first: u64, last: u64) -> Vec<u64> {
-        self.chunks.range(first..=last).map(|(&chunk, _)| chunk).collect()
+        self.chunks
+            .range(first..=last)
+            .map(|(&chunk, _)| chunk)
+            .collect()
     }
 
     /// Chooses and takes out the chunk to evict, if any, with its pieces.
@@ -306,11 +311,14 @@ mod tests {
         }
 
         fn add_piece(&mut self, chunk: u64, piece: u32, len: u64) -> bool {
-            if !self.chunks.contains_key(&chunk) {
-                self.chunks.insert(chunk, (HashMap::new(), false, false));
-                self.probation.push_back(chunk);
-            }
-            let pieces = &mut self.chunks.get_mut(&chunk).unwrap().0;
+            let pieces = &mut self
+                .chunks
+                .entry(chunk)
+                .or_insert_with(|| {
+                    self.probation.push_back(chunk);
+                    (HashMap::new(), false, false)
+                })
+                .0;
             if pieces.contains_key(&piece) {
                 return false;
             }
@@ -462,11 +470,17 @@ mod tests {
             assert_eq!(residents.remove_chunk(chunk), [0]);
         }
         let steps = residents.steps() - before;
-        assert!(steps <= 2 * k as u64, "{steps} steps to remove {k} of {n} chunks");
+        assert!(
+            steps <= 2 * k as u64,
+            "{steps} steps to remove {k} of {n} chunks"
+        );
         // And the queues still evict only live chunks, every one of them once.
         let mut evicted = 0;
         while let Some((chunk, _)) = residents.evict_one(0) {
-            assert!(!(n / 2..n / 2 + k as u64).contains(&chunk), "{chunk} was removed");
+            assert!(
+                !(n / 2..n / 2 + k as u64).contains(&chunk),
+                "{chunk} was removed"
+            );
             evicted += 1;
         }
         assert_eq!(evicted + k as u64 + 1, n);
