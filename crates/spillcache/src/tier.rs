@@ -599,7 +599,11 @@ where
 
     /// The piece's number over the whole device: its spill-cache key.
     fn key_of(&self, chunk: u64, piece: u32) -> u64 {
-        chunk * u64::from(self.pieces_per_chunk) + u64::from(piece)
+        // Pieces tile the device, so this cannot overflow for a position
+        // below 2^64; saturating keeps a debug build quiet regardless.
+        chunk
+            .saturating_mul(u64::from(self.pieces_per_chunk))
+            .saturating_add(u64::from(piece))
     }
 
     /// The piece holding byte `pos`, clipped to the chunk and to `size`.
@@ -690,8 +694,12 @@ where
             match flight.wait() {
                 Outcome::Fetched { start, bytes } => {
                     let from = (piece.start - start) as usize;
-                    let piece_bytes = &bytes[from..from + piece.len() as usize];
-                    copy_overlap(piece.start, piece_bytes, pos, buf);
+                    match bytes.get(from..from + piece.len() as usize) {
+                        Some(piece_bytes) => copy_overlap(piece.start, piece_bytes, pos, buf),
+                        // The device's size changed between the fetcher's
+                        // plan and this one: its piece is shorter.
+                        None => self.read_direct(piece, pos, buf)?,
+                    }
                 }
                 Outcome::Failed { kind, message } => {
                     *failures += 1;

@@ -199,6 +199,12 @@ enum Op {
         len: u64,
         byte: u8,
     },
+    /// The device grows; the tier is not told (its short last piece no
+    /// longer matches and must not be served).
+    Append {
+        len: u64,
+        byte: u8,
+    },
     Clear,
 }
 
@@ -207,6 +213,7 @@ fn op(size: u64) -> impl Strategy<Value = Op> {
         6 => (0..size + 10, 0..600usize).prop_map(|(pos, len)| Op::Read { pos, len }),
         1 => (0..size + 10, 0..300u64).prop_map(|(off, len)| Op::Invalidate { off, len }),
         1 => (0..size, 1..300u64, any::<u8>()).prop_map(|(off, len, byte)| Op::Overwrite { off, len, byte }),
+        1 => (1..300u64, any::<u8>()).prop_map(|(len, byte)| Op::Append { len, byte }),
         1 => Just(Op::Clear),
     ]
 }
@@ -241,6 +248,10 @@ proptest! {
                     let len = len.min(size - off);
                     device.write_all_at(off, &vec![byte; len as usize]).unwrap();
                     tier.invalidate(off, len);
+                }
+                Op::Append { len, byte } => {
+                    let end = device.size().unwrap();
+                    device.write_all_at(end, &vec![byte; len as usize]).unwrap();
                 }
                 Op::Clear => tier.clear().unwrap(),
             }
@@ -558,4 +569,49 @@ fn random_4k_reads_fetch_at_most_16_bytes_per_byte_read() {
         "{fetched} bytes fetched for {} read",
         stats.bytes_read
     );
+}
+
+#[test]
+fn reads_racing_clears_and_invalidations_return_the_devices_bytes() {
+    let bytes = pattern(256 * 1024);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 64 * 1024, 8 * 1024);
+    let tier = tier.with_piece_size(1024).unwrap();
+    let readers_done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let (tier, bytes, readers_done) = (&tier, &bytes, &readers_done);
+            scope.spawn(move || {
+                let mut state = t + 1;
+                for _ in 0..400 {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    // Few distinct places, so readers often miss the same piece.
+                    let pos = (state >> 33) % 64 * 3000;
+                    let len = ((state >> 20) % 6000) as usize;
+                    let got = read(tier, pos, len).unwrap();
+                    assert!(
+                        got == bytes[pos as usize..pos as usize + len],
+                        "at {pos}+{len}"
+                    );
+                }
+                readers_done.fetch_add(1, SeqCst);
+            });
+        }
+        let mut round = 0u64;
+        while readers_done.load(SeqCst) < 4 {
+            round += 1;
+            if round % 8 == 0 {
+                tier.clear().unwrap();
+            } else {
+                tier.invalidate(round * 5000 % 250_000, 9000);
+            }
+            std::thread::yield_now();
+        }
+    });
+    let stats = tier.stats();
+    assert!(stats.resident_bytes <= tier.budget());
+    assert_eq!(stats.resident_bytes, tier.spill_cache().total_size());
+    assert_eq!(stats.bytes_fetched, gate.bytes_read.load(SeqCst));
 }
