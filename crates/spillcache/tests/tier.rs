@@ -602,7 +602,7 @@ fn reads_racing_clears_and_invalidations_return_the_devices_bytes() {
         let mut round = 0u64;
         while readers_done.load(SeqCst) < 4 {
             round += 1;
-            if round % 8 == 0 {
+            if round.is_multiple_of(8) {
                 tier.clear().unwrap();
             } else {
                 tier.invalidate(round * 5000 % 250_000, 9000);
