@@ -16,7 +16,12 @@
 //! the entries S3-FIFO tracks; pieces keep eviction at chunk granularity
 //! whatever the chunk size. The price: a warm read of a whole chunk is 32
 //! reads of the spill cache instead of one (each a `pread` and a
-//! decryption of 32 KiB).
+//! decryption of 32 KiB, without the two-thread decryption of large
+//! values): warm sequential 1 MiB reads ran at ~330 MiB/s with 32 KiB
+//! pieces against ~390 MiB/s with whole-chunk pieces (one thread, a
+//! `MemDevice` below, a shared machine), while warm random 4 KiB reads
+//! went from ~420 to ~10,800 a second. A workload of large reads only can
+//! take larger pieces with [`SpillTier::with_piece_size`].
 //!
 //! # One device read per missing piece (single flight)
 //!
