@@ -44,7 +44,10 @@
 //! of its range and `clear` all of them, so bytes fetched before either are
 //! never kept after it. `clear` also bumps the tier's epoch; a read that
 //! sees the epoch change between its plan and its end starts again, so it
-//! returns bytes fetched after the clear, never a mix of both sides.
+//! returns bytes fetched after the clear, never a mix of both sides (after
+//! 16 tries raced by clears it reads the device directly, in one call).
+//! What the device itself returns between its change and the `clear` is
+//! the device's to guard: change the device first, then clear the tier.
 
 mod flight;
 mod residents;
