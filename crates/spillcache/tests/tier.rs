@@ -1,12 +1,15 @@
 //! `SpillTier`: bytes always equal the device's, against a model; one
-//! device read per run of missing chunks; the budget holds; device and
-//! spill-file faults give errors or re-reads, never wrong bytes.
+//! device read per run of missing pieces, and one for all the readers that
+//! miss the same piece; nothing fetched before a clear or an invalidation
+//! is kept after it; the budget holds; device and spill-file faults give
+//! errors or re-reads, never wrong bytes.
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use blockdev::{Corruption, Errno, Fault, FaultyDevice, MemDevice, ReadAt};
+use blockdev::{Corruption, Errno, Fault, FaultyDevice, MemDevice, ReadAt, WriteAt};
 use parking_lot::Mutex;
 use proptest::prelude::*;
 use spillcache::{Builder, Error, SpillTier};
@@ -182,8 +185,26 @@ fn bad_shapes_are_errors() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Read { pos: u64, len: usize },
-    Invalidate { off: u64, len: u64 },
+    Read {
+        pos: u64,
+        len: usize,
+    },
+    Invalidate {
+        off: u64,
+        len: u64,
+    },
+    /// The device changes under the tier, which is told with `invalidate`.
+    Overwrite {
+        off: u64,
+        len: u64,
+        byte: u8,
+    },
+    /// The device grows; the tier is not told (its short last piece no
+    /// longer matches and must not be served).
+    Append {
+        len: u64,
+        byte: u8,
+    },
     Clear,
 }
 
@@ -191,6 +212,8 @@ fn op(size: u64) -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..size + 10, 0..600usize).prop_map(|(pos, len)| Op::Read { pos, len }),
         1 => (0..size + 10, 0..300u64).prop_map(|(off, len)| Op::Invalidate { off, len }),
+        1 => (0..size, 1..300u64, any::<u8>()).prop_map(|(off, len, byte)| Op::Overwrite { off, len, byte }),
+        1 => (1..300u64, any::<u8>()).prop_map(|(len, byte)| Op::Append { len, byte }),
         1 => Just(Op::Clear),
     ]
 }
@@ -199,25 +222,37 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The model is the device's bytes: every read returns exactly what a
-    /// plain read of the device would, and the budget always holds.
+    /// plain read of the device would, after any change the tier was told
+    /// of, whatever the chunk and piece sizes; and the budget always holds.
     #[test]
     fn reads_agree_with_the_device(
-        (size, chunk, budget_chunks, ops) in (1u64..3000, 1u64..300, 1u64..8)
+        (size, chunk, piece, budget_chunks, ops) in (1u64..3000, 1u64..300, 1u64..8)
             .prop_flat_map(|(size, chunk, budget)| {
-                (Just(size), Just(chunk), Just(budget), prop::collection::vec(op(size), 1..40))
+                (Just(size), Just(chunk), 1..=chunk, Just(budget), prop::collection::vec(op(size), 1..40))
             })
     ) {
-        let bytes = pattern(size as usize);
-        let (tier, _) = mem_tier(MemDevice::from_vec(bytes.clone()), budget_chunks * chunk, chunk);
+        let device = MemDevice::from_vec(pattern(size as usize));
+        let (tier, _) = mem_tier(&device, budget_chunks * chunk, chunk);
+        let tier = tier.with_piece_size(piece).unwrap();
         for op in ops {
             match op {
                 Op::Read { pos, len } => {
+                    let bytes = device.to_vec();
                     let mut got = vec![0u8; len];
                     let n = tier.read_at(pos, &mut got).unwrap();
                     let want = bytes.get(pos as usize..).map_or(&[][..], |tail| &tail[..tail.len().min(len)]);
                     prop_assert_eq!(&got[..n], want);
                 }
                 Op::Invalidate { off, len } => tier.invalidate(off, len),
+                Op::Overwrite { off, len, byte } => {
+                    let len = len.min(size - off);
+                    device.write_all_at(off, &vec![byte; len as usize]).unwrap();
+                    tier.invalidate(off, len);
+                }
+                Op::Append { len, byte } => {
+                    let end = device.size().unwrap();
+                    device.write_all_at(end, &vec![byte; len as usize]).unwrap();
+                }
                 Op::Clear => tier.clear().unwrap(),
             }
             let stats = tier.stats();
@@ -256,4 +291,327 @@ fn a_full_disk_never_blocks_a_read() {
     assert_eq!(again.unwrap(), data);
     assert!(stats.skipped_full >= 16, "{stats:?}");
     assert!(stats.resident_bytes <= 64 * 4, "{stats:?}");
+}
+
+/// What the gate does to the read it holds, once released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Then {
+    Read,
+    Fail,
+    Panic,
+}
+
+/// A device whose first read after [`Gate::hold`] reads, then waits until
+/// the test releases it (then returns, fails or panics), and that counts the reads
+/// and bytes asked of it. Other reads pass.
+#[derive(Default)]
+struct Gate {
+    bytes: MemDevice,
+    /// `Some` while armed or holding.
+    hold: Mutex<Option<Then>>,
+    armed: AtomicBool,
+    released: AtomicBool,
+    arrived: AtomicU64,
+    reads: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+impl Gate {
+    fn new(bytes: Vec<u8>) -> Self {
+        Gate {
+            bytes: MemDevice::from_vec(bytes),
+            ..Gate::default()
+        }
+    }
+
+    fn hold(&self, then: Then) {
+        *self.hold.lock() = Some(then);
+        self.released.store(false, SeqCst);
+        self.armed.store(true, SeqCst);
+    }
+
+    fn release(&self) {
+        self.released.store(true, SeqCst);
+    }
+
+    fn reads(&self) -> u64 {
+        self.reads.load(SeqCst)
+    }
+}
+
+impl ReadAt for Gate {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads.fetch_add(1, SeqCst);
+        self.bytes_read.fetch_add(buf.len() as u64, SeqCst);
+        // Read before holding: a held read carries the bytes of the moment
+        // it reached the device, whatever changes while it is held.
+        let n = self.bytes.read_at(pos, buf)?;
+        if self.armed.swap(false, SeqCst) {
+            let then = self.hold.lock().take();
+            self.arrived.fetch_add(1, SeqCst);
+            wait_until("the test releases the held read", || {
+                self.released.load(SeqCst)
+            });
+            match then {
+                Some(Then::Fail) => return Err(io::Error::from_raw_os_error(Errno::IO.raw())),
+                Some(Then::Panic) => panic!("the device panics, as the test asked"),
+                Some(Then::Read) | None => {}
+            }
+        }
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.bytes.size()
+    }
+}
+
+/// Polls `done` until it holds; a verdict never depends on how long that
+/// takes, but a broken build must not hang forever.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn other_pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| !(i * 7 + i / 251) as u8).collect()
+}
+
+#[test]
+fn a_fetch_spanning_clear_is_not_kept_and_the_read_starts_again() {
+    let (old, new) = (pattern(4096), other_pattern(4096));
+    let gate = Gate::new(old.clone());
+    let (tier, _) = mem_tier(&gate, 4096, 1024);
+    gate.hold(Then::Read);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read(&tier, 0, 2048).unwrap());
+        wait_until("the read to reach the device", || {
+            gate.arrived.load(SeqCst) == 1
+        });
+        gate.bytes.write_all_at(0, &new).unwrap();
+        tier.clear().unwrap();
+        gate.release();
+        assert!(
+            reader.join().unwrap() == new[..2048],
+            "a read spanning clear returns new bytes"
+        );
+    });
+    assert!(
+        read(&tier, 0, 4096).unwrap() == new,
+        "no stale chunk after clear"
+    );
+    assert_eq!(tier.stats().resident_bytes, 4096);
+}
+
+#[test]
+fn a_fetch_under_way_during_invalidate_keeps_only_what_was_not_invalidated() {
+    let (old, new) = (pattern(4096), other_pattern(4096));
+    let gate = Gate::new(old.clone());
+    let (tier, _) = mem_tier(&gate, 4096, 1024);
+    gate.hold(Then::Read);
+    std::thread::scope(|scope| {
+        // Chunks 0 and 1 in one device read.
+        let reader = scope.spawn(|| read(&tier, 0, 2048).unwrap());
+        wait_until("the read to reach the device", || {
+            gate.arrived.load(SeqCst) == 1
+        });
+        gate.bytes.write_all_at(1024, &new[1024..2048]).unwrap();
+        tier.invalidate(1024, 1024);
+        gate.release();
+        // It began before the invalidation: the old bytes are its answer.
+        assert!(reader.join().unwrap() == old[..2048]);
+    });
+    assert_eq!(
+        tier.stats().resident_bytes,
+        1024,
+        "chunk 0 kept, chunk 1 not"
+    );
+    let mut now = old.clone();
+    now[1024..2048].copy_from_slice(&new[1024..2048]);
+    assert!(
+        read(&tier, 0, 4096).unwrap() == now,
+        "no stale chunk after invalidate"
+    );
+}
+
+#[test]
+fn eight_readers_of_one_cold_piece_make_one_device_read() {
+    let bytes = pattern(4 << 20);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 4 << 20, 1 << 20);
+    gate.hold(Then::Read);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| read(&tier, 70_000, 4096).unwrap()))
+            .collect();
+        wait_until("one fetch and seven readers waiting for it", || {
+            gate.reads() > 1 || (gate.arrived.load(SeqCst) == 1 && tier.stats().fetch_waits == 7)
+        });
+        gate.release();
+        for reader in readers {
+            assert!(reader.join().unwrap() == bytes[70_000..74_096]);
+        }
+    });
+    assert_eq!(gate.reads(), 1, "one device read for eight readers");
+    assert_eq!(tier.stats().device_reads, 1);
+}
+
+#[test]
+fn a_miss_does_not_wait_for_another_pieces_fetch() {
+    let bytes = pattern(4 << 20);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 4 << 20, 1 << 20);
+    gate.hold(Then::Read);
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| read(&tier, 0, 4096).unwrap());
+        wait_until("the first read to reach the device", || {
+            gate.arrived.load(SeqCst) == 1
+        });
+        // Same chunk, another piece; and another chunk: both while the
+        // first fetch is held.
+        assert!(read(&tier, 100_000, 4096).unwrap() == bytes[100_000..104_096]);
+        assert!(read(&tier, 3 << 20, 4096).unwrap() == bytes[3 << 20..(3 << 20) + 4096]);
+        assert_eq!(gate.reads(), 3);
+        gate.release();
+        assert!(held.join().unwrap() == bytes[..4096]);
+    });
+}
+
+#[test]
+fn a_reader_whose_fetcher_panicked_fetches_itself() {
+    let bytes = pattern(1 << 20);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 1 << 20, 1 << 20);
+    gate.hold(Then::Panic);
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| read(&tier, 0, 4096));
+        wait_until("the first read to reach the device", || {
+            gate.arrived.load(SeqCst) == 1
+        });
+        let waiter = scope.spawn(|| read(&tier, 1000, 4096).unwrap());
+        wait_until("the second reader to wait", || {
+            tier.stats().fetch_waits == 1
+        });
+        gate.release();
+        assert!(
+            leader.join().is_err(),
+            "the device panicked in the first read"
+        );
+        assert!(waiter.join().unwrap() == bytes[1000..5096]);
+    });
+    assert_eq!(gate.reads(), 2, "the waiter read the piece itself");
+    assert!(read(&tier, 0, 4096).unwrap() == bytes[..4096]);
+    assert_eq!(gate.reads(), 2, "and kept it");
+}
+
+#[test]
+fn a_reader_whose_fetcher_failed_tries_again() {
+    let bytes = pattern(1 << 20);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 1 << 20, 1 << 20);
+    gate.hold(Then::Fail);
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| read(&tier, 0, 4096));
+        wait_until("the first read to reach the device", || {
+            gate.arrived.load(SeqCst) == 1
+        });
+        let waiter = scope.spawn(|| read(&tier, 1000, 4096).unwrap());
+        wait_until("the second reader to wait", || {
+            tier.stats().fetch_waits == 1
+        });
+        gate.release();
+        let err = leader.join().unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(Errno::IO.raw()));
+        assert!(waiter.join().unwrap() == bytes[1000..5096]);
+    });
+    assert_eq!(gate.reads(), 2);
+}
+
+#[test]
+fn random_4k_reads_fetch_at_most_16_bytes_per_byte_read() {
+    let bytes = pattern(16 << 20);
+    let gate = Gate::new(bytes.clone());
+    // A tier of 4 MiB in 1 MiB chunks over 16 MiB: most reads miss.
+    let (tier, _) = mem_tier(&gate, 4 << 20, 1 << 20);
+    std::thread::scope(|scope| {
+        for t in 0..8u64 {
+            let (tier, bytes) = (&tier, &bytes);
+            scope.spawn(move || {
+                let mut state = t + 1;
+                for _ in 0..64 {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let pos = (state >> 20) % (bytes.len() as u64 - 4096);
+                    let got = read(tier, pos, 4096).unwrap();
+                    assert!(got == bytes[pos as usize..pos as usize + 4096]);
+                }
+            });
+        }
+    });
+    let stats = tier.stats();
+    let fetched = gate.bytes_read.load(SeqCst);
+    assert_eq!(stats.bytes_fetched, fetched);
+    assert_eq!(stats.bytes_read, 8 * 64 * 4096);
+    eprintln!(
+        "random 4 KiB reads: {fetched} bytes fetched for {} read ({:.1}x)",
+        stats.bytes_read,
+        fetched as f64 / stats.bytes_read as f64
+    );
+    assert!(
+        fetched <= 16 * stats.bytes_read,
+        "{fetched} bytes fetched for {} read",
+        stats.bytes_read
+    );
+}
+
+#[test]
+fn reads_racing_clears_and_invalidations_return_the_devices_bytes() {
+    let bytes = pattern(256 * 1024);
+    let gate = Gate::new(bytes.clone());
+    let (tier, _) = mem_tier(&gate, 64 * 1024, 8 * 1024);
+    let tier = tier.with_piece_size(1024).unwrap();
+    let readers_done = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let (tier, bytes, readers_done) = (&tier, &bytes, &readers_done);
+            scope.spawn(move || {
+                let mut state = t + 1;
+                for _ in 0..400 {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    // Few distinct places, so readers often miss the same piece.
+                    let pos = (state >> 33) % 64 * 3000;
+                    let len = ((state >> 20) % 6000) as usize;
+                    let got = read(tier, pos, len).unwrap();
+                    assert!(
+                        got == bytes[pos as usize..pos as usize + len],
+                        "at {pos}+{len}"
+                    );
+                }
+                readers_done.fetch_add(1, SeqCst);
+            });
+        }
+        let mut round = 0u64;
+        while readers_done.load(SeqCst) < 4 {
+            round += 1;
+            if round.is_multiple_of(8) {
+                tier.clear().unwrap();
+            } else {
+                tier.invalidate(round * 5000 % 250_000, 9000);
+            }
+            std::thread::yield_now();
+        }
+    });
+    let stats = tier.stats();
+    assert!(stats.resident_bytes <= tier.budget());
+    assert_eq!(stats.resident_bytes, tier.spill_cache().total_size());
+    assert_eq!(stats.bytes_fetched, gate.bytes_read.load(SeqCst));
 }
