@@ -240,7 +240,8 @@ impl DirtyPages {
                     .range(page..=last)
                     .next()
                     .map_or(last + 1, |(&next, _)| next);
-                let to = gap_end.min(page + per_extent);
+                // Saturating: near 2^64 the extent ends at the write's end.
+                let to = gap_end.min(page.saturating_add(per_extent));
                 let extent = self.new_extent(page, to, pos, bytes, size, bases);
                 self.pages += (to - page) as usize;
                 self.extents.insert(page, extent);
@@ -303,7 +304,9 @@ impl DirtyPages {
     ) -> Extent {
         let shift = self.page_shift;
         let extent_pos = from << shift;
-        let len = ((to << shift).min(size) - extent_pos) as usize;
+        // `to` may be the page just past 2^64 bytes: compute in u128.
+        let len =
+            ((u128::from(to) << shift).min(u128::from(size)) - u128::from(extent_pos)) as usize;
         if let Some(whole) = extent_pos
             .checked_sub(pos)
             .and_then(|skip| bytes.get(skip as usize..skip as usize + len))
@@ -340,9 +343,11 @@ impl DirtyPages {
 /// `extent` (at `extent_pos`) into it. Callers hand it unshared buffers;
 /// a shared one would be copied whole first, so no reader's bytes change.
 fn copy_overlap(extent: &mut Extent, extent_pos: u64, pos: u64, bytes: &[u8]) {
-    let extent_end = extent_pos + extent.len as u64;
+    // Both ends lie inside the device, so within `u64`; saturating keeps
+    // a wrong length from wrapping around to a small end.
+    let extent_end = extent_pos.saturating_add(extent.len as u64);
     let from = pos.max(extent_pos);
-    let to = (pos + bytes.len() as u64).min(extent_end);
+    let to = pos.saturating_add(bytes.len() as u64).min(extent_end);
     if from >= to {
         return;
     }

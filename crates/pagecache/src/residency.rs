@@ -204,7 +204,10 @@ impl<D> PageCache<D> {
                 }
             }
         }
-        for (page, data) in (keep_from..).zip(&pages[(keep_from - first) as usize..]) {
+        // By index: `(keep_from..)` would step past `u64::MAX` after the
+        // device's last page (one-byte pages near 2^64).
+        for (index, data) in pages[(keep_from - first) as usize..].iter().enumerate() {
+            let page = keep_from + index as u64;
             if !state.resident.contains_key(&page)
                 && let Some(frame) = self.take_frame(&mut state, page)
             {

@@ -272,7 +272,8 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let mut bases: Vec<Base> = Vec::with_capacity(2);
         for page in [first, last] {
             let start = page << shift;
-            let stop = (start + page_size).min(size);
+            // Saturating: the device's last page may end at 2^64.
+            let stop = start.saturating_add(page_size).min(size);
             let partial = pos > start || end < stop;
             if partial
                 && !bases.iter().any(|base| base.page == page)
@@ -583,7 +584,9 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
             let end_page = dirty
                 .next_dirty(page + 1)
                 .map_or(last_page + 1, |next| next.min(last_page + 1));
-            let run_end = ((end_page << shift) - pos).min(buf.len() as u64) as usize;
+            // The run may end at 2^64, past any `u64` address.
+            let run_end = (u128::from(end_page) << shift) - u128::from(pos);
+            let run_end = run_end.min(buf.len() as u128) as usize;
             self.cache
                 .read_in_bounds(addr, &mut buf[done..run_end], size)?;
             done = run_end;
