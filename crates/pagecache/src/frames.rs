@@ -700,6 +700,26 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_reader_inside_a_frame_makes_its_claim_fail_and_keeps_the_page() {
+        let page_size = BULK_MIN;
+        let frames = Frames::new(2, page_size).unwrap();
+        frames.write(1, 4, &bytes(page_size), 0);
+        let held = frames.hold_reader(1);
+        assert!(!frames.claim(1));
+        assert_eq!(frames.busy_claims(), 1);
+        // Unchanged: the page is still there for readers, whole.
+        assert_eq!(frames.page_of(1), Some(4));
+        let mut dst = vec![0; page_size];
+        assert!(matches!(frames.read(1, 4, 0, &mut dst, 0), Copied::Done));
+        assert_eq!(dst, bytes(page_size));
+        drop(held);
+        assert!(frames.claim(1));
+        frames.fill(1, 5, &vec![7; page_size], 0);
+        assert!(matches!(frames.read(1, 5, 0, &mut dst, 0), Copied::Done));
+        assert_eq!(dst, vec![7; page_size]);
+    }
+
+    #[test]
     fn a_run_read_copies_up_to_the_first_frame_not_holding_its_page() {
         let page_size = 64;
         let frames = Frames::new(4, page_size).unwrap();
