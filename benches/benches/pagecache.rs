@@ -308,7 +308,7 @@ fn miss_latencies(
     cache: &PageCache<File>,
     background: Background,
     batches: u64,
-    pick: fn(&mut [Duration]) -> Duration,
+    pick: Pick,
 ) -> Duration {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let running = AtomicBool::new(true);
@@ -351,6 +351,9 @@ fn miss_latencies(
     total
 }
 
+/// What one batch of miss latencies counts as: its p99 or its worst.
+type Pick = fn(&mut [Duration]) -> Duration;
+
 fn p99(latencies: &mut [Duration]) -> Duration {
     latencies.sort_unstable();
     latencies[latencies.len() * 99 / 100]
@@ -368,7 +371,7 @@ fn miss_latency(c: &mut Criterion) {
         .build(file)
         .expect("valid shape");
     let mut group = c.benchmark_group("pagecache_miss_latency");
-    let variants: [(&str, Background, fn(&mut [Duration]) -> Duration); 4] = [
+    let variants: [(&str, Background, Pick); 4] = [
         ("p99_scanning", Background::CacheScans, p99),
         ("p99_copying", Background::PlainCopies, p99),
         ("max_scanning", Background::CacheScans, max),
