@@ -14,6 +14,14 @@
 //! Both sides write the bytes into memory (untimed) just before each timed
 //! write-out: a write-out right behind its producer is what a commit is.
 //!
+//! `pagecache_miss_latency`: the latency of single-page misses (each one
+//! evicts a page) while 4 threads scan 8 MiB (twice the cache), 64 KiB
+//! per read,
+//! against the same misses while 4 threads copy 64 KiB pieces of their
+//! own memory (the same CPU load, no cache). An iteration is a batch of
+//! 1000 misses and its time is the batch's p99 (`p99_*`) or worst miss
+//! (`max_*`): a miss that waits for a scanning reader shows there.
+//!
 //! Every variant reads the same precomputed positions and sums the values.
 //! `lru` needs `&mut` even to read, so it is shared behind a `Mutex` as a
 //! user sharing it between threads would (`lru_unshared` shows the same
@@ -274,6 +282,109 @@ fn random_hits(c: &mut Criterion) {
     assert_eq!(cache.stats().resident_pages, PAGES);
 }
 
+/// Misses per batch; a batch's p99 or max is one iteration's time.
+const MISS_BATCH: usize = 1000;
+/// Pages the cache of the miss-latency bench holds.
+const MISS_CACHE_PAGES: usize = 1024;
+/// Pages the scanners read, over and over: twice the cache, so that they
+/// miss too and the pages they copy are the ones eviction takes.
+const SCANNED_PAGES: usize = 2 * MISS_CACHE_PAGES;
+/// Bytes per scanner read (16 pages: one run of reader counts).
+const SCAN_PIECE: usize = 64 * 1024;
+
+/// What the 4 background threads of the miss-latency bench do.
+#[derive(Clone, Copy)]
+enum Background {
+    /// Read the cache's pages, `SCAN_PIECE` bytes at a time.
+    CacheScans,
+    /// Copy `SCAN_PIECE` bytes of memory of their own at a time.
+    PlainCopies,
+}
+
+/// Runs `batches` batches of `MISS_BATCH` one-byte reads of pages that are
+/// not cached (each one evicts a page) beside `background`, and returns
+/// the sum over batches of `pick(latencies of the batch)`.
+fn miss_latencies(
+    cache: &PageCache<File>,
+    background: Background,
+    batches: u64,
+    pick: Pick,
+) -> Duration {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let running = AtomicBool::new(true);
+    let mut total = Duration::ZERO;
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let running = &running;
+            scope.spawn(move || {
+                let mut buf = vec![0u8; SCAN_PIECE];
+                let own = vec![thread as u8; SCANNED_PAGES * PAGE];
+                let pieces = SCANNED_PAGES * PAGE / SCAN_PIECE;
+                let mut piece = thread * pieces / 4;
+                while running.load(Relaxed) {
+                    let at = piece % pieces * SCAN_PIECE;
+                    match background {
+                        Background::CacheScans => {
+                            cache.blit(at as u64, &mut buf, 0, SCAN_PIECE).unwrap();
+                        }
+                        Background::PlainCopies => buf.copy_from_slice(&own[at..at + SCAN_PIECE]),
+                    }
+                    black_box(&buf);
+                    piece += 1;
+                }
+            });
+        }
+        let mut latencies = vec![Duration::ZERO; MISS_BATCH];
+        let cold_pages = (PAGES - SCANNED_PAGES) as u64;
+        let mut state = 11;
+        for _ in 0..batches {
+            for latency in &mut latencies {
+                let page = SCANNED_PAGES as u64 + splitmix64(&mut state) % cold_pages;
+                let start = std::time::Instant::now();
+                black_box(cache.get_u8(page * PAGE as u64).unwrap());
+                *latency = start.elapsed();
+            }
+            total += pick(&mut latencies);
+        }
+        running.store(false, Relaxed);
+    });
+    total
+}
+
+/// What one batch of miss latencies counts as: its p99 or its worst.
+type Pick = fn(&mut [Duration]) -> Duration;
+
+fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort_unstable();
+    latencies[latencies.len() * 99 / 100]
+}
+
+fn max(latencies: &mut [Duration]) -> Duration {
+    latencies.iter().copied().max().unwrap_or_default()
+}
+
+fn miss_latency(c: &mut Criterion) {
+    let file = bench_file(&file_bytes());
+    let cache = PageCache::builder()
+        .page_size(PAGE)
+        .capacity(MISS_CACHE_PAGES)
+        .build(file)
+        .expect("valid shape");
+    let mut group = c.benchmark_group("pagecache_miss_latency");
+    let variants: [(&str, Background, Pick); 4] = [
+        ("p99_scanning", Background::CacheScans, p99),
+        ("p99_copying", Background::PlainCopies, p99),
+        ("max_scanning", Background::CacheScans, max),
+        ("max_copying", Background::PlainCopies, max),
+    ];
+    for (name, background, pick) in variants {
+        group.bench_function(name, |b| {
+            b.iter_custom(|batches| miss_latencies(&cache, background, batches, pick))
+        });
+    }
+    group.finish();
+}
+
 fn positions_for_thread(thread: u64) -> Vec<u64> {
     positions(THREAD_READS, 100 + thread)
 }
@@ -346,6 +457,6 @@ fn commit_vs_pwrite(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = random_hits, commit_vs_pwrite
+    targets = random_hits, commit_vs_pwrite, miss_latency
 }
 criterion_main!(benches);

@@ -28,6 +28,24 @@ impl Extent {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.data[self.start..self.start + self.len]
     }
+
+    /// This extent, moved to a buffer of its own if it uses less than half
+    /// of the one it shares. Applied to what stays dirty when an extent is
+    /// split, so that every buffer the map keeps is at least half used by
+    /// its (at most two) extents: the dirty pages pin at most twice their
+    /// bytes, whatever was written back from the middle of an extent. A
+    /// buffer halves at least with each copy, so an extent's bytes are
+    /// copied at most log2(extent pages) times.
+    fn compacted(self) -> Extent {
+        if self.len.saturating_mul(2) >= self.data.len() {
+            return self;
+        }
+        Extent {
+            data: Arc::from(self.bytes()),
+            start: 0,
+            len: self.len,
+        }
+    }
 }
 
 /// A page that a write covers only in part and that was clean: its
@@ -57,6 +75,21 @@ impl DirtyPages {
     /// Number of dirty pages.
     pub(crate) fn len(&self) -> usize {
         self.pages
+    }
+
+    /// Bytes of the buffers the extents keep alive (each buffer once).
+    #[cfg(test)]
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        let mut buffers: Vec<*const u8> = Vec::new();
+        let mut pinned = 0;
+        for extent in self.extents.values() {
+            let buffer = extent.data.as_ptr();
+            if !buffers.contains(&buffer) {
+                buffers.push(buffer);
+                pinned += extent.data.len();
+            }
+        }
+        pinned
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -204,11 +237,11 @@ impl DirtyPages {
             };
             let stop = start + self.pages_of(&extent);
             if start < first {
-                let head = self.part(start, &extent, start, first);
+                let head = self.part(start, &extent, start, first).compacted();
                 self.extents.insert(start, head);
             }
             if stop > end {
-                let tail = self.part(start, &extent, end, stop);
+                let tail = self.part(start, &extent, end, stop).compacted();
                 self.extents.insert(end, tail);
             }
             self.pages -= (stop.min(end) - start.max(first)) as usize;
@@ -240,7 +273,8 @@ impl DirtyPages {
                     .range(page..=last)
                     .next()
                     .map_or(last + 1, |(&next, _)| next);
-                let to = gap_end.min(page + per_extent);
+                // Saturating: near 2^64 the extent ends at the write's end.
+                let to = gap_end.min(page.saturating_add(per_extent));
                 let extent = self.new_extent(page, to, pos, bytes, size, bases);
                 self.pages += (to - page) as usize;
                 self.extents.insert(page, extent);
@@ -272,11 +306,11 @@ impl DirtyPages {
             };
             self.extents.remove(&first);
             if first < from {
-                let head = self.part(first, &extent, first, from);
+                let head = self.part(first, &extent, first, from).compacted();
                 self.extents.insert(first, head);
             }
             if to < stop {
-                let tail = self.part(first, &extent, to, stop);
+                let tail = self.part(first, &extent, to, stop).compacted();
                 self.extents.insert(to, tail);
             }
             self.extents.insert(from, copy);
@@ -303,7 +337,9 @@ impl DirtyPages {
     ) -> Extent {
         let shift = self.page_shift;
         let extent_pos = from << shift;
-        let len = ((to << shift).min(size) - extent_pos) as usize;
+        // `to` may be the page just past 2^64 bytes: compute in u128.
+        let len =
+            ((u128::from(to) << shift).min(u128::from(size)) - u128::from(extent_pos)) as usize;
         if let Some(whole) = extent_pos
             .checked_sub(pos)
             .and_then(|skip| bytes.get(skip as usize..skip as usize + len))
@@ -340,9 +376,11 @@ impl DirtyPages {
 /// `extent` (at `extent_pos`) into it. Callers hand it unshared buffers;
 /// a shared one would be copied whole first, so no reader's bytes change.
 fn copy_overlap(extent: &mut Extent, extent_pos: u64, pos: u64, bytes: &[u8]) {
-    let extent_end = extent_pos + extent.len as u64;
+    // Both ends lie inside the device, so within `u64`; saturating keeps
+    // a wrong length from wrapping around to a small end.
+    let extent_end = extent_pos.saturating_add(extent.len as u64);
     let from = pos.max(extent_pos);
-    let to = (pos + bytes.len() as u64).min(extent_end);
+    let to = pos.saturating_add(bytes.len() as u64).min(extent_end);
     if from >= to {
         return;
     }

@@ -14,10 +14,14 @@
 //!
 //! Long reads (at least [`BULK_MIN`] bytes, or runs of pages, as in a
 //! scan) do not use the sequence lock: they raise the frames' reader
-//! counts, and a writer waits for a frame's count to drain before it
-//! touches its words, so the copy runs with no writer and can be one
-//! `memcpy` per page ([`copy_excluded`], the module's one `unsafe`
-//! block). Relaxed atomic loads are never vectorized: on an Intel Xeon
+//! counts, and a writer rewrites a frame only once it has seen its count
+//! at zero (after making its version odd, so no new reader trusts it), so
+//! the copy runs with no writer and can be one `memcpy` per page
+//! ([`copy_excluded`], the module's one `unsafe` block). A writer that
+//! finds a reader inside does not wait (it holds the state lock, and a
+//! reader may be descheduled mid-copy for as long as the scheduler
+//! likes): it leaves the frame as it was and takes another
+//! ([`Frames::claim`]). Relaxed atomic loads are never vectorized: on an Intel Xeon
 //! the word-by-word copy of resident pages was about 30% slower than
 //! `memcpy`. Two atomic read-modify-writes per read are little next to a
 //! page, but would double the cost of a small read, which keeps the
@@ -25,16 +29,14 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::*, fence};
 
-use crossbeam_utils::Backoff;
-
 /// Reads at least this long exclude writers and copy with one `memcpy`
 /// (see the module docs); shorter ones copy word by word under the
 /// sequence lock.
 pub(crate) const BULK_MIN: usize = 512;
 
-/// Most pages [`Frames::read_run`] is given at once: writers of their
-/// frames wait for the copy of all of them (64 KiB of 4 KiB pages, a few
-/// microseconds).
+/// Most pages [`Frames::read_run`] is given at once: their frames cannot
+/// be rewritten during the copy of all of them (64 KiB of 4 KiB pages, a
+/// few microseconds unless the reader is descheduled).
 pub(crate) const RUN_PAGES: usize = 16;
 
 /// A reader count at or past this is not incremented further (the read
@@ -104,8 +106,8 @@ impl FrameHead {
 pub(crate) struct Frames {
     heads: Box<[FrameHead]>,
     words: Box<[AtomicU64]>,
-    /// Per frame: long reads copying its words now; a writer waits for
-    /// zero before it changes them. Apart from the heads, so that long
+    /// Per frame: long reads copying its words now; a writer changes them
+    /// only after seeing zero (else it takes another frame). Apart from the heads, so that long
     /// readers do not dirty the lines lock-free hits read.
     readers: Box<[AtomicU32]>,
     /// Words per frame: the page rounded up to words. Frames lie back to
@@ -116,6 +118,19 @@ pub(crate) struct Frames {
     stride: usize,
     /// Bytes of a whole page.
     page_size: usize,
+    /// Claims refused because a long read was inside the frame.
+    busy_claims: AtomicU64,
+}
+
+/// A reader count raised by [`Frames::hold_reader`], dropped with it.
+#[cfg(test)]
+pub(crate) struct HeldReader<'a>(&'a AtomicU32);
+
+#[cfg(test)]
+impl Drop for HeldReader<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Release);
+    }
 }
 
 /// The bytes of a page, copied out of a frame.
@@ -150,6 +165,7 @@ impl Frames {
             readers: readers.into_boxed_slice(),
             stride,
             page_size,
+            busy_claims: AtomicU64::new(0),
         })
     }
 
@@ -236,8 +252,9 @@ impl Frames {
     /// waits: a frame being rewritten ends the copy there.
     ///
     /// Writers are excluded instead of detected: each frame's reader
-    /// count is raised before its version is checked, and a writer waits
-    /// for the count to drain, so the copy is one `memcpy` per page. The
+    /// count is raised before its version is checked, and a writer claims
+    /// a frame only with the count at zero, so the copy is one `memcpy`
+    /// per page. The
     /// counts of the whole run are raised first and dropped last: each
     /// atomic read-modify-write waits for the stores before it, so one
     /// per page would wait for each page's copy to reach the cache before
@@ -250,11 +267,11 @@ impl Frames {
         dst: &mut [u8],
         epoch: u32,
     ) -> usize {
-        // Dekker with `write`: each increment and the writer's odd version
+        // Dekker with `claim`: each increment and the writer's odd version
         // are both SeqCst, so either the writer's check of the count sees
-        // this reader (and waits for it to leave), or the version load
-        // below sees the odd version (or a later, even one: that writer is
-        // done). A count past `MAX_READERS` is not raised: the run ends.
+        // this reader (and leaves the frame unchanged), or the version
+        // load below sees the odd version (or a later, even one: that
+        // writer is done). A count past `MAX_READERS` is not raised: the run ends.
         let mut entered = 0;
         for &(frame, _) in run {
             let (Some(head), Some(readers)) = (
@@ -264,7 +281,7 @@ impl Frames {
                 break;
             };
             // A frame seen being rewritten is not entered: once a writer's
-            // odd version shows, no new reader holds its wait up.
+            // odd version shows, no new reader makes its claim fail.
             if head.version.load(Relaxed) % 2 != 0 {
                 break;
             }
@@ -316,7 +333,7 @@ impl Frames {
         }
         for &(frame, _) in &run[..entered] {
             // Release: the copy happens before the changes of the writer
-            // that sees the count drop.
+            // that sees the count at zero.
             if let Some(readers) = self.readers.get(frame as usize) {
                 readers.fetch_sub(1, Release);
             }
@@ -403,10 +420,52 @@ impl Frames {
         true
     }
 
-    /// Makes `frame` hold `page` with `bytes` (at most a page), with no
-    /// credit yet (state lock held). Readers see the old or the new page,
-    /// never a mix.
-    pub(crate) fn write(&self, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
+    /// Takes `frame` for a rewrite (state lock held), if no long read is
+    /// copying it: hides its key and makes its version odd, so no new
+    /// reader trusts its words, then checks its reader count. `true`: the
+    /// frame is the caller's until [`fill`](Self::fill), which it must
+    /// call next. `false`: a reader is inside; the frame is left exactly
+    /// as it was (its words were not touched, so readers inside or still
+    /// to come read the page it holds) and the caller takes another frame
+    /// or drops the page. Never waits: a reader holds a count for the
+    /// copy of a run, but the scheduler may stop it there for as long as
+    /// it likes, and a wait here would hold the state lock that long.
+    pub(crate) fn claim(&self, frame: FrameId) -> bool {
+        let (Some(head), Some(readers)) = (
+            self.heads.get(frame as usize),
+            self.readers.get(frame as usize),
+        ) else {
+            return false;
+        };
+        // A reader inside now is not worth the stores below.
+        if readers.load(Relaxed) != 0 {
+            self.busy_claims.fetch_add(1, Relaxed);
+            return false;
+        }
+        let version = head.version.load(Relaxed);
+        let key = head.key.load(Relaxed);
+        // Hide the key before the version turns odd (see `FrameHead`).
+        head.key.store(NO_PAGE, Relaxed);
+        // SeqCst, with the load below: the writer's half of the Dekker
+        // check in `read_run`.
+        head.version.store(version.wrapping_add(1), SeqCst);
+        // SeqCst: the Dekker check; also an acquire, so the copies of the
+        // readers that left happen before the caller's stores.
+        if readers.load(SeqCst) == 0 {
+            return true;
+        }
+        // Give the frame back unchanged: its words never changed, so a
+        // reader that sees the key again reads the page it names.
+        head.key.store(key, Release);
+        head.version.store(version.wrapping_add(2), Release);
+        self.busy_claims.fetch_add(1, Relaxed);
+        false
+    }
+
+    /// Makes `frame`, claimed by [`claim`](Self::claim), hold `page` with
+    /// `bytes` (at most a page), with no credit yet (state lock held).
+    /// Readers see the old or the new page, never a mix.
+    pub(crate) fn fill(&self, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
         let base = frame as usize * self.stride;
         let (Some(head), Some(words)) = (
             self.heads.get(frame as usize),
@@ -415,12 +474,7 @@ impl Frames {
             return;
         };
         let version = head.version.load(Relaxed);
-        // Hide the key before the version turns odd (see `FrameHead`).
-        head.key.store(NO_PAGE, Relaxed);
-        // SeqCst: the writer's half of the Dekker check in `read_run`.
-        head.version.store(version.wrapping_add(1), SeqCst);
-        fence(Release);
-        self.wait_for_bulk_readers(frame);
+        debug_assert!(version % 2 == 1, "fill of a frame not claimed");
         head.page.store(page, Relaxed);
         head.len
             .store(u32::try_from(bytes.len()).unwrap_or(u32::MAX), Relaxed);
@@ -435,23 +489,33 @@ impl Frames {
         // whole page.
         let whole = bytes.len() == self.page_size;
         head.key.store(if whole { page } else { NO_PAGE }, Release);
-        head.version.store(version.wrapping_add(2), Release);
+        head.version.store(version.wrapping_add(1), Release);
     }
 
-    /// Waits until no long read copies `frame`'s words, after its version
-    /// turned odd (so no new one starts). A reader holds the count only
-    /// for the copy of at most [`RUN_PAGES`] pages and never waits for
-    /// anything meanwhile: the wait is short and always ends.
-    fn wait_for_bulk_readers(&self, frame: FrameId) {
-        let Some(readers) = self.readers.get(frame as usize) else {
-            return;
-        };
-        let backoff = Backoff::new();
-        // SeqCst: the Dekker check (see `read_run`); also an acquire, so
-        // the copies of the readers that left happen before what follows.
-        while readers.load(SeqCst) != 0 {
-            backoff.snooze();
+    /// How many claims found a reader inside and were refused (the writer
+    /// took another frame, or dropped the page, instead of waiting).
+    #[cfg(test)]
+    pub(crate) fn busy_claims(&self) -> u64 {
+        self.busy_claims.load(Relaxed)
+    }
+
+    /// Claims `frame` and fills it, retrying until no reader is inside:
+    /// for tests that write frames without a state lock to hold up.
+    #[cfg(test)]
+    pub(crate) fn write(&self, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
+        while !self.claim(frame) {
+            std::thread::yield_now();
         }
+        self.fill(frame, page, bytes, epoch);
+    }
+
+    /// Raises `frame`'s reader count as a long read does, until the guard
+    /// is dropped: a reader the scheduler stopped mid-copy.
+    #[cfg(test)]
+    pub(crate) fn hold_reader(&self, frame: FrameId) -> HeldReader<'_> {
+        let readers = &self.readers[frame as usize];
+        readers.fetch_add(1, SeqCst);
+        HeldReader(readers)
     }
 
     /// Makes `frame` hold no page (state lock held).
@@ -546,13 +610,13 @@ fn copy_excluded(words: &[AtomicU64], off: usize, dst: &mut [u8]) -> bool {
     // ranges are valid and do not overlap. Reading an `AtomicU64` through
     // a pointer derived from `&[AtomicU64]` is allowed (its contents are
     // an `UnsafeCell`). It is no data race: the only writes to a frame's
-    // words are `Frames::write`'s, which first makes the version odd
-    // (SeqCst) and then waits for the reader count to be zero; for every
-    // frame these bytes lie in, this reader incremented the count
-    // (SeqCst) and then saw an even version, so its writer has either
+    // words are `Frames::fill`'s, after `Frames::claim` made the version
+    // odd (SeqCst) and then saw the reader count at zero (SeqCst); for
+    // every frame these bytes lie in, this reader incremented the count
+    // (SeqCst) and then saw an even version, so a writer has either
     // finished (its stores happen before the version this reader
-    // acquired) or has not started its stores and waits until this
-    // reader's release decrement. Other readers of the same words only
+    // acquired), or saw this reader's count and left the words alone, or
+    // will not claim the frame before this reader's release decrement. Other readers of the same words only
     // read (atomic loads or copies like this one), and reads never race
     // with reads.
     unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
@@ -633,6 +697,26 @@ mod tests {
         frames.readers[0].store(0, Relaxed);
         assert!(matches!(frames.read(0, 3, 0, &mut dst, 0), Copied::Done));
         assert_eq!(dst, bytes(page_size));
+    }
+
+    #[test]
+    fn a_bulk_reader_inside_a_frame_makes_its_claim_fail_and_keeps_the_page() {
+        let page_size = BULK_MIN;
+        let frames = Frames::new(2, page_size).unwrap();
+        frames.write(1, 4, &bytes(page_size), 0);
+        let held = frames.hold_reader(1);
+        assert!(!frames.claim(1));
+        assert_eq!(frames.busy_claims(), 1);
+        // Unchanged: the page is still there for readers, whole.
+        assert_eq!(frames.page_of(1), Some(4));
+        let mut dst = vec![0; page_size];
+        assert!(matches!(frames.read(1, 4, 0, &mut dst, 0), Copied::Done));
+        assert_eq!(dst, bytes(page_size));
+        drop(held);
+        assert!(frames.claim(1));
+        frames.fill(1, 5, &vec![7; page_size], 0);
+        assert!(matches!(frames.read(1, 5, 0, &mut dst, 0), Copied::Done));
+        assert_eq!(dst, vec![7; page_size]);
     }
 
     #[test]

@@ -185,11 +185,17 @@
 //!   the run; that page takes the one-page paths (the sequence lock, then
 //!   the state lock). It never waits;
 //! - a writer (under the state lock) makes the version odd (SeqCst), then
-//!   waits for the frame's count to be zero before it changes the words.
+//!   checks the frame's count (SeqCst): at zero it changes the words.
 //!   Both sides are SeqCst, Dekker-style: either the writer sees the
-//!   reader's count, or the reader sees the odd version. The wait lasts
-//!   at most one run's copy (64 KiB of 4 KiB pages), as readers never
-//!   wait while they hold a count.
+//!   reader's count, or the reader sees the odd version. A writer that
+//!   sees a reader never waits for it (a reader holds its count for one
+//!   run's copy, 64 KiB of 4 KiB pages, but a descheduled reader holds it
+//!   as long as the scheduler decides, and every miss would wait behind
+//!   the state lock meanwhile): it gives the frame back unchanged and
+//!   takes another free frame or victim, which keeps the busy frame free
+//!   until its reader leaves; a page rewritten by a write-back is dropped
+//!   instead. No thread ever waits for a reader while it holds the state
+//!   lock.
 //!
 //! Reading the atomic words as bytes is what needs `unsafe`, in one
 //! block, `frames::copy_excluded`, with its safety argument; random hits
@@ -217,9 +223,10 @@
 //! its noise).
 //! Tested by `frames::tests` (rewrites and clears racing whole,
 //! unaligned and two-frame reads, also under Miri, which reports the data
-//! race there if the writer does not wait for the count) and by
-//! `tests/scan.rs` (installs, evictions and invalidations racing blits,
-//! never a torn page).
+//! race there if the writer does not check the count), by
+//! `residency::tests` (a miss, a write-back and four scanning threads
+//! never wait for a reader) and by `tests/scan.rs` (installs, evictions
+//! and invalidations racing blits, never a torn page).
 //!
 //! # Hit ratios
 //! Measured by `cargo bench -p benches --bench pagecache_hit_ratio` (1024 pages,

@@ -258,7 +258,10 @@ impl<D: ReadAt> Reservation<'_, D> {
         // The size now, under the lock `refresh_size` holds to shrink it.
         let size = cache.size();
         let shift = cache.geometry.page_shift;
-        for (page, data) in (self.first..).zip(bytes.chunks(cache.page_size())) {
+        // Pages by index: `(self.first..)` would step past `u64::MAX` after
+        // the device's last page (one-byte pages near 2^64).
+        for (index, data) in bytes.chunks(cache.page_size()).enumerate() {
+            let page = self.first + index as u64;
             let ours = matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading));
             if !ours {
                 continue;

@@ -12,30 +12,52 @@ use crate::frames::FrameId;
 use crate::state::State;
 
 impl<D> PageCache<D> {
-    /// A frame for `page`: its home frame if free; else a free frame or the
-    /// frame of the page the policy evicts, and then, if the home frame
-    /// holds a page that is not at home there, that page moves to the new
-    /// frame so `page` can live at home. `None` only if the capacity holds
-    /// no page at all.
+    /// A frame for `page`, claimed for its rewrite (see `Frames::claim`):
+    /// its home frame if free; else a free frame or the frame of the page
+    /// the policy evicts, and then, if the home frame holds a page that is
+    /// not at home there, that page moves to the new frame so `page` can
+    /// live at home. A frame a long read is copying is never waited for:
+    /// the next candidate is taken instead (it waits in `state.busy`).
+    /// `None` only if no frame can be had without waiting, or the capacity
+    /// holds no page at all.
     pub(crate) fn take_frame(&self, state: &mut State, page: u64) -> Option<FrameId> {
         let home = self.home(page);
         if state.is_free[home as usize] {
-            state.is_free[home as usize] = false;
-            return Some(home);
+            if self.frames.claim(home) {
+                state.is_free[home as usize] = false;
+                return Some(home);
+            }
+            state.busy.push(home);
         }
         let frame = loop {
             match state.free.pop() {
                 Some(frame) if state.is_free[frame as usize] => {
-                    state.is_free[frame as usize] = false;
-                    break frame;
+                    if self.frames.claim(frame) {
+                        state.is_free[frame as usize] = false;
+                        break frame;
+                    }
+                    state.busy.push(frame);
                 }
                 Some(_) => {}
-                None => break self.evict(state)?,
+                None => {
+                    if let Some(frame) = self.claim_busy(state) {
+                        break frame;
+                    }
+                    let frame = self.evict(state)?;
+                    if self.frames.claim(frame) {
+                        break frame;
+                    }
+                    // Evicted all the same: free, kept until its reader leaves.
+                    self.frames.clear(frame);
+                    state.is_free[frame as usize] = true;
+                    state.busy.push(frame);
+                }
             }
         };
         if frame != home
             && let Some(guest) = self.frames.page_of(home)
             && self.home(guest) != home
+            && self.frames.claim(home)
         {
             self.relocate(state, guest, home, frame);
             return Some(home);
@@ -43,7 +65,27 @@ impl<D> PageCache<D> {
         Some(frame)
     }
 
-    /// Evicts the page the policy chooses; returns its frame.
+    /// Claims a free frame whose long read has left since, dropping the
+    /// stale entries of `state.busy` on the way.
+    fn claim_busy(&self, state: &mut State) -> Option<FrameId> {
+        let State { busy, is_free, .. } = state;
+        if busy.is_empty() {
+            return None;
+        }
+        busy.retain(|&frame| is_free[frame as usize]);
+        // A frame freed, taken and freed again may be listed twice.
+        if busy.len() > is_free.len() {
+            let mut listed = vec![false; is_free.len()];
+            busy.retain(|&frame| !std::mem::replace(&mut listed[frame as usize], true));
+        }
+        let at = busy.iter().position(|&frame| self.frames.claim(frame))?;
+        let frame = busy.swap_remove(at);
+        is_free[frame as usize] = false;
+        Some(frame)
+    }
+
+    /// Evicts the page the policy chooses; returns its frame (still
+    /// holding the page's bytes, to be claimed by the caller).
     pub(crate) fn evict(&self, state: &mut State) -> Option<FrameId> {
         let State {
             policy, resident, ..
@@ -61,14 +103,13 @@ impl<D> PageCache<D> {
         Some(frame)
     }
 
-    /// Moves resident `page` from frame `from` to the free frame `to`.
-    /// Readers of `page` still on `from` see valid bytes until `from` is
-    /// rewritten, then retry and find it through its new hint.
+    /// Moves resident `page` from frame `from` to frame `to`, both claimed
+    /// (`from` stays claimed, for its next page). Readers of `page` still
+    /// on `from` retry and find it through its new hint.
     pub(crate) fn relocate(&self, state: &mut State, page: u64, from: FrameId, to: FrameId) {
         let mut bytes = vec![0; self.frames.len(from)];
         self.frames.read_locked(from, 0, &mut bytes);
-        self.frames
-            .write(to, page, &bytes, self.epoch.load(Relaxed));
+        self.frames.fill(to, page, &bytes, self.epoch.load(Relaxed));
         state.resident.insert(page, to);
         state.nodes[to as usize] = state.nodes[from as usize];
         state.slices[to as usize] = state.slices[from as usize].take();
@@ -76,8 +117,8 @@ impl<D> PageCache<D> {
         self.hints.insert(page, to);
     }
 
-    /// Makes `frame` hold `page`, and tells the policy (and the hints, for
-    /// a page away from home).
+    /// Makes `frame` (claimed by `take_frame`) hold `page`, and tells the
+    /// policy (and the hints, for a page away from home).
     pub(crate) fn place(
         &self,
         state: &mut State,
@@ -86,7 +127,7 @@ impl<D> PageCache<D> {
         bytes: &[u8],
         epoch: u32,
     ) {
-        self.frames.write(frame, page, bytes, epoch);
+        self.frames.fill(frame, page, bytes, epoch);
         state.nodes[frame as usize] = state.policy.insert(page);
         state.resident.insert(page, frame);
         if frame != self.home(page) {
@@ -153,11 +194,20 @@ impl<D> PageCache<D> {
         };
         for (page, frame) in resident {
             if let Some(data) = pages.get((page - first) as usize) {
-                self.frames.write(frame, page, data, epoch);
-                state.slices[frame as usize] = None;
+                if self.frames.claim(frame) {
+                    self.frames.fill(frame, page, data, epoch);
+                    state.slices[frame as usize] = None;
+                } else {
+                    // A long read is copying the old bytes: drop the page
+                    // rather than wait (it is placed again below if kept).
+                    self.drop_page(&mut state, page);
+                }
             }
         }
-        for (page, data) in (keep_from..).zip(&pages[(keep_from - first) as usize..]) {
+        // By index: `(keep_from..)` would step past `u64::MAX` after the
+        // device's last page (one-byte pages near 2^64).
+        for (index, data) in pages[(keep_from - first) as usize..].iter().enumerate() {
+            let page = keep_from + index as u64;
             if !state.resident.contains_key(&page)
                 && let Some(frame) = self.take_frame(&mut state, page)
             {
@@ -289,5 +339,144 @@ impl<D: ReadAt> PageCache<D> {
             state.loading.clear();
         }
         self.refresh_size().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+    use bincodec::ByteSource;
+    use blockdev::MemDevice;
+
+    use crate::PageCache;
+    use crate::frames::{BULK_MIN, FrameId};
+
+    const PAGE: usize = 2 * BULK_MIN;
+
+    fn device_bytes(pages: usize) -> Vec<u8> {
+        (0..pages * PAGE)
+            .map(|i| (i / PAGE * 7 + i % 251) as u8)
+            .collect()
+    }
+
+    /// The words of every frame, as the bytes a reader inside would copy.
+    fn frame_bytes(cache: &PageCache<MemDevice>) -> Vec<Vec<u8>> {
+        (0..cache.capacity() as FrameId)
+            .map(|frame| {
+                let mut bytes = vec![0; PAGE];
+                cache.frames.read_locked(frame, 0, &mut bytes);
+                bytes
+            })
+            .collect()
+    }
+
+    // On the code before `Frames::claim` both tests below never return:
+    // the miss (or write-back) waited, under the state lock, for a reader
+    // count that the same thread holds.
+
+    #[test]
+    fn a_miss_never_waits_for_a_reader_copying_the_frames_it_could_take() {
+        let bytes = device_bytes(8);
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(4)
+            .build(MemDevice::from_vec(bytes.clone()))
+            .unwrap();
+        let mut buf = vec![0; 4 * PAGE];
+        cache.read_bytes_at(0, &mut buf).unwrap();
+        let before = frame_bytes(&cache);
+        // Four readers stopped mid-copy, one in every frame.
+        let held: Vec<_> = (0..4)
+            .map(|frame| cache.frames.hold_reader(frame))
+            .collect();
+        let mut page = vec![0; PAGE];
+        for at in [4, 5, 0] {
+            cache.read_bytes_at((at * PAGE) as u64, &mut page).unwrap();
+            assert_eq!(page, bytes[at * PAGE..][..PAGE]);
+        }
+        assert!(cache.frames.busy_claims() > 0);
+        assert_eq!(
+            frame_bytes(&cache),
+            before,
+            "a frame changed under a reader"
+        );
+        drop(held);
+        // The frames given up are taken again once their readers left.
+        cache.read_bytes_at((6 * PAGE) as u64, &mut page).unwrap();
+        assert_eq!(page, bytes[6 * PAGE..][..PAGE]);
+        assert!(cache.is_cached((6 * PAGE) as u64));
+    }
+
+    #[test]
+    fn a_write_back_never_waits_for_a_reader_copying_a_page_it_rewrites() {
+        let bytes = device_bytes(4);
+        let device = MemDevice::from_vec(bytes.clone());
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(4)
+            .build_write_back(device.clone())
+            .unwrap();
+        let mut page = vec![0; PAGE];
+        cache.read_bytes_at(0, &mut page).unwrap();
+        let home = cache.cache().home(0);
+        let held = cache.cache().frames.hold_reader(home);
+        cache.write_bytes(10, b"new").unwrap();
+        cache.commit().unwrap();
+        // The reader inside still copies the old page.
+        let mut inside = vec![0; PAGE];
+        cache.cache().frames.read_locked(home, 0, &mut inside);
+        assert_eq!(inside, bytes[..PAGE]);
+        drop(held);
+        cache.read_bytes_at(0, &mut page).unwrap();
+        assert_eq!(page[10..13], *b"new");
+        assert_eq!(device.to_vec()[10..13], *b"new");
+    }
+
+    /// The workload: scanning threads copy resident pages (runs of
+    /// 16 frames at a time) while another thread misses pages that evict
+    /// them. Every byte read is the device's, and every miss completes.
+    #[test]
+    fn misses_evicting_the_frames_of_scanning_readers_return_the_device_bytes() {
+        let pages = 96;
+        let bytes = device_bytes(pages);
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(64)
+            .build(MemDevice::from_vec(bytes.clone()))
+            .unwrap();
+        let missing = AtomicBool::new(true);
+        let scans = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for reader in 0..4 {
+                let (cache, bytes, missing, scans) = (&cache, &bytes, &missing, &scans);
+                scope.spawn(move || {
+                    let mut buf = vec![0; 16 * PAGE];
+                    let mut round = reader;
+                    while missing.load(Relaxed) {
+                        let at = round % 48 * PAGE;
+                        cache.read_bytes_at(at as u64, &mut buf).unwrap();
+                        assert!(buf == bytes[at..at + buf.len()], "wrong bytes at {at}");
+                        scans.fetch_add(1, Relaxed);
+                        round += 1;
+                    }
+                });
+            }
+            let mut page = vec![0; PAGE];
+            // Misses go on until the scanners have scanned a while too.
+            let mut round = 0;
+            while round < 2000 || scans.load(Relaxed) < 400 {
+                round += 1;
+                let at = (64 + round % 32) * PAGE;
+                cache.read_bytes_at(at as u64, &mut page).unwrap();
+                assert!(page == bytes[at..at + PAGE], "wrong bytes at {at}");
+                if round % 100 == 0 {
+                    assert!(cache.stats().resident_pages <= 64);
+                }
+            }
+            missing.store(false, Relaxed);
+        });
+        assert!(scans.load(Relaxed) > 0);
+        assert!(cache.stats().evictions > 0);
     }
 }

@@ -27,6 +27,10 @@ pub(crate) struct State {
     /// skipped), and whether each frame is free.
     pub(crate) free: Vec<FrameId>,
     pub(crate) is_free: Vec<bool>,
+    /// Free frames a long read was copying when they were to be rewritten
+    /// (see `Frames::claim`): taken again once the free list is empty,
+    /// before anything more is evicted. May hold stale or repeated entries.
+    pub(crate) busy: Vec<FrameId>,
     pub(crate) misses: u64,
     pub(crate) evictions: u64,
 }
@@ -42,6 +46,7 @@ impl State {
             slices: vec![None; capacity],
             free: (0..capacity as FrameId).rev().collect(),
             is_free: vec![true; capacity],
+            busy: Vec::new(),
             misses: 0,
             evictions: 0,
         }

@@ -37,7 +37,11 @@ use crate::{Error, PageCache, Slice};
 ///   whole, all of it dirty, until the next write-back.
 /// - Dirty pages live in extents: a write makes the clean pages it
 ///   covers dirty in buffers of up to 1 MiB (or one page) each, so a
-///   large write is a few buffers, not one per page.
+///   large write is a few buffers, not one per page. The bound holds for
+///   the memory they keep alive too: at most twice the dirty pages' bytes
+///   (plus the buffers of slices still held). When pages are written back
+///   from the middle of an extent, what stays dirty of it moves to a
+///   buffer of its own once it uses less than half of the shared one.
 /// - Write-back writes each run straight from those buffers, one vectored
 ///   device write (`pwritev` for files) per 1024 pages, without copying
 ///   them into one buffer. Written pages already cached are updated, and
@@ -272,7 +276,8 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let mut bases: Vec<Base> = Vec::with_capacity(2);
         for page in [first, last] {
             let start = page << shift;
-            let stop = (start + page_size).min(size);
+            // Saturating: the device's last page may end at 2^64.
+            let stop = start.saturating_add(page_size).min(size);
             let partial = pos > start || end < stop;
             if partial
                 && !bases.iter().any(|base| base.page == page)
@@ -583,7 +588,9 @@ impl<D: ReadAt + WriteAt> ByteSource for WriteBackCache<D> {
             let end_page = dirty
                 .next_dirty(page + 1)
                 .map_or(last_page + 1, |next| next.min(last_page + 1));
-            let run_end = ((end_page << shift) - pos).min(buf.len() as u64) as usize;
+            // The run may end at 2^64, past any `u64` address.
+            let run_end = (u128::from(end_page) << shift) - u128::from(pos);
+            let run_end = run_end.min(buf.len() as u128) as usize;
             self.cache
                 .read_in_bounds(addr, &mut buf[done..run_end], size)?;
             done = run_end;
@@ -622,5 +629,48 @@ impl<D: ReadAt + WriteAt + std::fmt::Debug> std::fmt::Debug for WriteBackCache<D
             .field("cache", &self.cache)
             .field("dirty_pages", &self.dirty_pages())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use blockdev::MemDevice;
+
+    use crate::PageCache;
+
+    #[test]
+    fn writing_back_the_middle_of_extents_frees_their_buffers() {
+        const PAGE: usize = 4096;
+        const EXTENT: usize = 1 << 20;
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .max_dirty_pages(1024)
+            .build_write_back(MemDevice::from_vec(vec![0; 16 * EXTENT]))
+            .unwrap();
+        for i in 0..16 {
+            let at = (i * EXTENT) as u64;
+            cache.write_bytes(at, &vec![i as u8 + 1; EXTENT]).unwrap();
+            // All but the first and last page of the extent.
+            cache
+                .persist(at + PAGE as u64, (EXTENT - 2 * PAGE) as u64)
+                .unwrap();
+        }
+        assert_eq!(cache.dirty_pages(), 32);
+        let pinned = cache.dirty.read().pinned_bytes();
+        assert!(
+            pinned <= 2 * cache.dirty_pages() * PAGE,
+            "{pinned} bytes pinned by {} dirty pages",
+            cache.dirty_pages()
+        );
+        // Copy-on-write of a page in the middle of a shared extent: its
+        // head and tail stay at least half of the buffer they share.
+        cache.write_bytes(0, &vec![9; EXTENT]).unwrap();
+        let slice = cache.load(0, 1).unwrap().unwrap();
+        cache.write_bytes(EXTENT as u64 / 2 + 8, b"x").unwrap();
+        drop(slice);
+        let pinned = cache.dirty.read().pinned_bytes();
+        assert!(pinned <= 2 * cache.dirty_pages() * PAGE, "{pinned}");
+        cache.commit().unwrap();
+        assert_eq!(cache.dirty.read().pinned_bytes(), 0);
     }
 }
