@@ -544,7 +544,7 @@ mod tests {
     //! a test holds the lock from the moment the writer thread sleeps, so a
     //! caller's write happens for sure.
 
-    use std::sync::OnceLock;
+    use std::sync::{OnceLock, Weak};
     use std::time::Duration;
 
     use blockdev::MemDevice;
@@ -620,7 +620,8 @@ mod tests {
 
     /// Records the thread behind every write; panics instead of writing
     /// when `panics`; with `wait_for_writer_thread`, holds other threads'
-    /// writes until the writer thread has made one.
+    /// writes until the writer thread has made one (and, once `sleeps_in`
+    /// is set, until it sleeps again).
     #[derive(Default)]
     struct Device {
         inner: MemDevice,
@@ -629,6 +630,7 @@ mod tests {
         wait_for_writer_thread: bool,
         writer_thread_wrote: Mutex<bool>,
         changed: Condvar,
+        sleeps_in: OnceLock<Weak<Shared<Device>>>,
     }
 
     impl Device {
@@ -659,8 +661,13 @@ mod tests {
                 // Bounded: a writer thread that never helps fails the test.
                 let deadline = Instant::now() + WAIT;
                 while !*wrote && !self.changed.wait_until(&mut wrote, deadline).timed_out() {}
+                drop(wrote);
+                if let Some(shared) = self.sleeps_in.get().and_then(Weak::upgrade) {
+                    while !shared.state.lock().writer_idle && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
             }
-            drop(wrote);
             self.inner.write_at(pos, buf)
         }
 
@@ -792,7 +799,15 @@ mod tests {
 
     #[test]
     fn a_spare_left_by_a_callers_write_is_freed_after_the_idle_time() {
-        let running = Running::start(Device::default());
+        // The writer thread helps with the value's pieces and is asleep
+        // again, with no spare to free yet, before the caller's last piece
+        // is written and the spare put back.
+        let running = Running::start(Device {
+            wait_for_writer_thread: true,
+            ..Device::default()
+        });
+        let file = Arc::clone(&running.shared.state.lock().file);
+        file.sleeps_in.set(Arc::downgrade(&running.shared)).unwrap();
         let mut state = running.writer_asleep();
         state.insert(b"big", Arc::from(vec![7u8; RECYCLE_MIN]), Keep::Spill);
         assert!(write_here(&running.shared, &mut state, None));
