@@ -627,6 +627,7 @@ mod tests {
         inner: MemDevice,
         writers: Mutex<Vec<ThreadId>>,
         panics: bool,
+        panics_on_writer_thread: bool,
         wait_for_writer_thread: bool,
         writer_thread_wrote: Mutex<bool>,
         changed: Condvar,
@@ -657,6 +658,11 @@ mod tests {
             if thread::current().name() == Some("spillcache-writer") {
                 *wrote = true;
                 self.changed.notify_all();
+                drop(wrote);
+                assert!(
+                    !self.panics_on_writer_thread,
+                    "device write panicked on the writer thread (expected by the test)"
+                );
             } else if self.wait_for_writer_thread {
                 // Bounded: a writer thread that never helps fails the test.
                 let deadline = Instant::now() + WAIT;
@@ -713,6 +719,31 @@ mod tests {
             assert!(Instant::now() < deadline, "the writer thread never ended");
             thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_writer_thread_panicking_on_a_piece_of_a_callers_value_stops_writing() {
+        let running = Running::start(Device {
+            panics_on_writer_thread: true,
+            wait_for_writer_thread: true,
+            ..Device::default()
+        });
+        let mut state = running.writer_asleep();
+        state.insert(b"long", Arc::from(vec![5u8; 1 << 20]), Keep::Spill);
+        assert!(write_here(&running.shared, &mut state, None));
+        assert!(dirty(&state, b"long"), "still in RAM");
+        drop(state);
+        let deadline = Instant::now() + WAIT;
+        while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            assert!(Instant::now() < deadline, "the writer thread never ended");
+            thread::sleep(Duration::from_millis(1));
+        }
+        let state = running.shared.state.lock();
+        assert!(!state.writer_alive, "reported as stopped");
+        assert!(dirty(&state, b"long"));
+        assert_eq!((state.retry.len(), state.in_flight), (1, 0), "set aside");
+        assert_eq!(state.holes.end(), 0, "reservation freed");
+        state.check().unwrap();
     }
 
     #[test]
