@@ -477,6 +477,25 @@ impl Claim {
     }
 }
 
+/// The error of a long value's write when a thread helping with its
+/// pieces panicked (the device's own errors win when there are both).
+#[derive(Debug)]
+pub(crate) struct HelperPanicked;
+
+impl std::fmt::Display for HelperPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a thread helping with the write panicked")
+    }
+}
+
+impl std::error::Error for HelperPanicked {}
+
+/// Whether a write failed because a thread helping with it panicked.
+pub(crate) fn helper_panicked(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<HelperPanicked>())
+}
+
 /// A long value being written by several threads at once: its owner (the
 /// thread writing the value) and whoever it offers the job to (the cipher
 /// [`Helper`], or the writer thread while a caller writes). Each takes the
@@ -574,7 +593,7 @@ impl<D: WriteAt> SplitWrite<D> {
                 .error
                 .lock()
                 .take()
-                .unwrap_or_else(|| io::Error::other("a spillcache cipher thread panicked")));
+                .unwrap_or_else(|| io::Error::other(HelperPanicked)));
         }
         if taken < self.count() {
             return Err(io::Error::other("a piece of the value was not written"));
@@ -1554,7 +1573,7 @@ mod tests {
         // The owner's first write waits for the helper's, which panics.
         let failed = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper)
             .expect_err("the helper's panic must fail the value");
-        assert!(failed.to_string().contains("panicked"), "{failed}");
+        assert!(helper_panicked(&failed), "{failed}");
         // The dead helper is noticed and replaced: values still split.
         let mut replaced = false;
         for _ in 0..200 {

@@ -268,6 +268,14 @@ where
             );
             keep_spare(shared, state, spare);
             wrote = true;
+            if state
+                .write_error
+                .as_ref()
+                .is_some_and(cipher::helper_panicked)
+            {
+                // The helper was the writer thread, and it is ending.
+                stop_writing(shared, state);
+            }
         }
     }));
     state.caller_writing = None;
@@ -732,6 +740,7 @@ mod tests {
         state.insert(b"long", Arc::from(vec![5u8; 1 << 20]), Keep::Spill);
         assert!(write_here(&running.shared, &mut state, None));
         assert!(dirty(&state, b"long"), "still in RAM");
+        assert!(!state.writer_alive, "reported as stopped at once");
         drop(state);
         let deadline = Instant::now() + WAIT;
         while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
