@@ -824,8 +824,16 @@ where
     /// condition variable; nothing polls. When the writer thread is asleep
     /// (say, right after an `add`), the calling thread writes the waiting
     /// values itself, the writer thread helping with long ones: one value
-    /// added and waited for is on disk without two thread wake-ups. A write
-    /// started before the timeout is finished first.
+    /// added and waited for is on disk without two thread wake-ups.
+    ///
+    /// How long it can take: the calling thread writes only values that
+    /// it added itself, in queue order, and starts none after the timeout;
+    /// values of other threads are left to the writer thread. So the call
+    /// returns at the timeout, or, if the calling thread is then writing
+    /// one of its own values, when that one write ends: a device that hangs
+    /// holds it for one write of its own, never for another thread's value.
+    /// `add`s and `get`s of other keys go on meanwhile (the lock is not held
+    /// during a write).
     ///
     /// Returns `Ok(true)` when every value is in the file, `Ok(false)` when
     /// the time ran out while writes were succeeding.
@@ -834,7 +842,9 @@ where
     /// [`Error::WriteFailed`] with the device's error as soon as a write
     /// fails during the wait, or at the timeout if the last write attempt
     /// failed: the values stay in RAM and are retried, so calling again
-    /// later may succeed. [`Error::WriterStopped`] if the writer thread died.
+    /// later may succeed. [`Error::WriterStopped`] once writing stopped for
+    /// good (a device write panicked, on the writer thread or on a caller's):
+    /// the values not written stay in RAM and readable.
     ///
     /// ```
     /// use std::time::Duration;
@@ -853,13 +863,15 @@ where
             if state.dirty == 0 {
                 return Ok(true);
             }
+            // Before write errors: a write that failed because its helper
+            // panicked will never be retried.
+            if !state.writer_alive {
+                return Err(Error::WriterStopped);
+            }
             if state.stats.write_errors != errors_before
                 && let Some(e) = &state.write_error
             {
                 return Err(Error::WriteFailed(copy_io_error(e)));
-            }
-            if !state.writer_alive {
-                return Err(Error::WriterStopped);
             }
             // With the writer thread asleep, writing here saves waking it
             // and being woken by it.
@@ -880,6 +892,9 @@ where
             if timed_out {
                 if state.dirty == 0 {
                     return Ok(true);
+                }
+                if !state.writer_alive {
+                    return Err(Error::WriterStopped);
                 }
                 return match &state.write_error {
                     Some(e) => Err(Error::WriteFailed(copy_io_error(e))),

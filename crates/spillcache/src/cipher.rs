@@ -477,6 +477,25 @@ impl Claim {
     }
 }
 
+/// The error of a long value's write when a thread helping with its
+/// pieces panicked (the device's own errors win when there are both).
+#[derive(Debug)]
+pub(crate) struct HelperPanicked;
+
+impl std::fmt::Display for HelperPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a thread helping with the write panicked")
+    }
+}
+
+impl std::error::Error for HelperPanicked {}
+
+/// Whether a write failed because a thread helping with it panicked.
+pub(crate) fn helper_panicked(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<HelperPanicked>())
+}
+
 /// A long value being written by several threads at once: its owner (the
 /// thread writing the value) and whoever it offers the job to (the cipher
 /// [`Helper`], or the writer thread while a caller writes). Each takes the
@@ -574,7 +593,7 @@ impl<D: WriteAt> SplitWrite<D> {
                 .error
                 .lock()
                 .take()
-                .unwrap_or_else(|| io::Error::other("a spillcache cipher thread panicked")));
+                .unwrap_or_else(|| io::Error::other(HelperPanicked)));
         }
         if taken < self.count() {
             return Err(io::Error::other("a piece of the value was not written"));
@@ -1485,11 +1504,14 @@ mod tests {
 
     /// Fails every write that starts at or past its limit.
     /// A device that fails every write from a position on, and, if asked,
-    /// panics on every write made by the cipher helper thread.
+    /// panics on every write made by the cipher helper thread (and holds
+    /// other threads' writes until the helper has made one, so that it
+    /// surely takes a piece).
     struct Injected {
         inner: MemDevice,
         fail_from: std::sync::atomic::AtomicU64,
         panic_on_helper: bool,
+        helper_wrote: AtomicBool,
     }
 
     impl Injected {
@@ -1498,14 +1520,26 @@ mod tests {
                 inner: MemDevice::new(),
                 fail_from: pos.into(),
                 panic_on_helper: false,
+                helper_wrote: AtomicBool::new(false),
             }
         }
     }
 
     impl WriteAt for Injected {
         fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-            if self.panic_on_helper && thread::current().name() == Some("spillcache-cipher") {
-                panic!("injected panic on the helper");
+            if self.panic_on_helper {
+                if thread::current().name() == Some("spillcache-cipher") {
+                    self.helper_wrote.store(true, Ordering::SeqCst);
+                    panic!("injected panic on the helper");
+                }
+                // Bounded, so a helper that never starts fails the test
+                // instead of hanging it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while !self.helper_wrote.load(Ordering::SeqCst)
+                    && std::time::Instant::now() < deadline
+                {
+                    thread::sleep(std::time::Duration::from_micros(100));
+                }
             }
             if pos >= self.fail_from.load(Ordering::Relaxed) {
                 return Err(io::Error::other("injected"));
@@ -1536,24 +1570,10 @@ mod tests {
         let plain: Arc<[u8]> = pattern(16 * PIECE).into();
         let mut helper = None;
         let mut scratch = Vec::new();
-        // The helper may wake too late to take a piece; then the owner does
-        // them all and the value is fine. Once it takes one, it panics.
-        let mut panicked = false;
-        for _ in 0..200 {
-            match write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper) {
-                Ok(seal) => {
-                    let mut out = vec![0u8; plain.len()];
-                    read_sealed(&device.inner, 0, &mut out, &seal).unwrap();
-                    assert!(out[..] == plain[..]);
-                }
-                Err(e) => {
-                    assert!(e.to_string().contains("panicked"), "{e}");
-                    panicked = true;
-                    break;
-                }
-            }
-        }
-        assert!(panicked, "the helper never took a piece");
+        // The owner's first write waits for the helper's, which panics.
+        let failed = write_sealed_shared(&device, 0, &plain, &mut scratch, &mut helper)
+            .expect_err("the helper's panic must fail the value");
+        assert!(helper_panicked(&failed), "{failed}");
         // The dead helper is noticed and replaced: values still split.
         let mut replaced = false;
         for _ in 0..200 {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 use crate::cipher::Seal;
 
@@ -29,6 +30,9 @@ pub(crate) struct Entry {
     pub(crate) generation: u64,
     pub(crate) len: u64,
     pub(crate) place: Place,
+    /// The thread that added this value: a caller writing the queue for
+    /// `wait_for_write` writes its own values only.
+    pub(crate) added_by: ThreadId,
 }
 
 impl Entry {
@@ -190,6 +194,7 @@ mod tests {
             generation,
             len: 1,
             place: Place::MemoryOnly(Arc::from(&b"x"[..])),
+            added_by: std::thread::current().id(),
         }
     }
 

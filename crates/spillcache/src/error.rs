@@ -51,8 +51,10 @@ pub enum Error {
         /// The key whose entry failed the check.
         key: Vec<u8>,
     },
-    /// The background writer thread is gone (it panicked), so nothing more
-    /// will be written.
+    /// Writing stopped for good: a device write panicked, on the writer
+    /// thread or on a caller's thread writing for
+    /// [`wait_for_write`](crate::SpillCache::wait_for_write). Nothing more
+    /// will be written; values not yet written stay in RAM and readable.
     WriterStopped,
     /// The cache is full: the value would take the bytes waiting to be
     /// written past the bound ([`Builder::max_pending_bytes`](crate::Builder::max_pending_bytes)).
@@ -118,7 +120,10 @@ impl fmt::Display for Error {
                 "the cached bytes of key {} fail their integrity check",
                 EscapedKey(key)
             ),
-            Error::WriterStopped => write!(f, "the cache's writer thread has stopped"),
+            Error::WriterStopped => write!(
+                f,
+                "the cache's writer stopped after a panic; nothing more is written"
+            ),
             Error::Full {
                 waiting,
                 len,

@@ -35,10 +35,15 @@
 //!   cleared is thrown away and its space freed. A key waiting to be
 //!   written is queued once, however often it is overwritten.
 //! - [`SpillCache::wait_for_write`] called while the writer thread sleeps
-//!   (right after an `add`, say) writes the queue on the calling thread:
-//!   the value is on disk without waking the writer and then being woken by
-//!   it. The writer thread, once awake, only helps with the pieces of long
-//!   values until that caller is done; one thread writes at a time.
+//!   (right after an `add`, say) writes the caller's own values on the
+//!   calling thread: the value is on disk without waking the writer and
+//!   then being woken by it. The writer thread, once awake, only helps with
+//!   the pieces of long values until that caller is done; one thread writes
+//!   at a time. Values of other threads are left to the writer thread, so
+//!   a device that hangs never holds a caller for another thread's value.
+//! - A device write that panics, on the writer thread or on a caller's,
+//!   stops writing for good: the value stays in RAM and readable, and
+//!   waiters get [`Error::WriterStopped`] instead of a hang.
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and

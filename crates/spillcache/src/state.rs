@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -73,8 +74,9 @@ pub(crate) struct State<D> {
     pub(crate) disk_bytes: u64,
     /// Bytes reserved by the write under way (0 when none).
     pub(crate) in_flight: u64,
-    /// The slot being written (out of the queue, still dirty).
-    pub(crate) writing: Option<usize>,
+    /// The slot being written (out of the queue, still dirty), and the
+    /// thread writing it.
+    pub(crate) writing: Option<(usize, Mark)>,
     /// Bytes of every value in the cache.
     pub(crate) total_size: u64,
     /// Entries waiting to be written (including the one being written).
@@ -101,19 +103,50 @@ pub(crate) struct State<D> {
     /// No automatic defragmentation before this (backoff after a failure).
     pub(crate) defrag_not_before: Option<Instant>,
     pub(crate) shutting_down: bool,
+    /// Writes still happen: false for good once the writer thread ended or
+    /// a write panicked on a caller's thread (the writer thread then ends
+    /// too). Values not written stay in RAM.
     pub(crate) writer_alive: bool,
     /// The writer thread is asleep waiting for work: a caller waiting for
     /// the queue to drain may write it itself (see `writer::write_here`).
     pub(crate) writer_idle: bool,
+    /// While `writer_idle`: when the writer thread wakes by itself at the
+    /// latest (`None`: only when woken), so that whoever leaves it work due
+    /// earlier (a spare buffer to free) knows to wake it.
+    pub(crate) writer_wakes_at: Option<Instant>,
     /// A caller is writing queued values itself; the writer thread only
     /// helps with `split` meanwhile. At most one thread writes at a time.
-    pub(crate) caller_writing: bool,
+    pub(crate) caller_writing: Option<Mark>,
     /// The pieces of the long value that caller is writing, offered to the
     /// writer thread.
     pub(crate) split: Option<Arc<SplitWrite<D>>>,
     /// The scratch buffer of the caller writing the queue, kept between
     /// callers (one writes at a time) so none pays a fresh, zeroed buffer.
     pub(crate) caller_scratch: Vec<u8>,
+}
+
+/// Held by a thread while it does what the state records as under way (a
+/// write, a caller writing the queue); the state keeps its [`Mark`]. A
+/// thread that unwinds drops it, so [`State::check`] tells a record left
+/// behind (a leaked reservation, a flag stuck on) from work under way.
+#[derive(Default)]
+pub(crate) struct Presence(Arc<()>);
+
+impl Presence {
+    pub(crate) fn mark(&self) -> Mark {
+        Mark(Arc::downgrade(&self.0))
+    }
+}
+
+/// The state's side of a [`Presence`].
+#[derive(Debug)]
+pub(crate) struct Mark(Weak<()>);
+
+impl Mark {
+    /// Whether the thread that held the presence let go of it.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 /// What `insert` makes of a value.
@@ -163,7 +196,8 @@ impl<D> State<D> {
             shutting_down: false,
             writer_alive: true,
             writer_idle: false,
-            caller_writing: false,
+            writer_wakes_at: None,
+            caller_writing: None,
             split: None,
             caller_scratch: Vec::new(),
         }
@@ -180,6 +214,7 @@ impl<D> State<D> {
         let entry = Entry {
             generation,
             len,
+            added_by: thread::current().id(),
             place: if spill {
                 Place::Dirty(data)
             } else {
@@ -451,6 +486,20 @@ impl<D> State<D> {
                 Err(format!("{what} is {have}, entries say {want}"))
             }
         };
+        if let Some((slot, by)) = &self.writing
+            && by.is_gone()
+        {
+            return Err(format!(
+                "slot {slot} is recorded as being written by a thread that is gone \
+                 ({} bytes reserved for it, never freed)",
+                self.in_flight
+            ));
+        }
+        if self.caller_writing.as_ref().is_some_and(Mark::is_gone) {
+            return Err("a caller is recorded as writing the queue but is gone: \
+                 nothing would be written again"
+                .into());
+        }
         expect("total_size", self.total_size, total)?;
         expect("dirty", self.dirty as u64, dirty)?;
         expect("ram_copies", self.ram_copies as u64, copies)?;
@@ -461,7 +510,7 @@ impl<D> State<D> {
         for (slot, entry) in self.entries.iter() {
             if matches!(entry.place, Place::Dirty(_))
                 && !self.entries.is_queued(slot)
-                && self.writing != Some(slot)
+                && self.writing.as_ref().is_none_or(|(at, _)| *at != slot)
             {
                 return Err(format!("dirty slot {slot} is not queued"));
             }
@@ -547,6 +596,35 @@ mod tests {
         state.insert(b"k", Arc::from(&b"w"[..]), Keep::Spill);
         assert_eq!(state.queue.len(), 2);
         state.check().unwrap();
+    }
+
+    #[test]
+    fn a_write_or_a_caller_whose_thread_is_gone_fails_the_check() {
+        let mut state = State::new((), &Config::default(), u64::MAX);
+        state.insert(b"k", Arc::from(&b"one"[..]), Keep::Spill);
+        // As the writer does: out of the queue, reserved, recorded.
+        let writer = Presence::default();
+        let slot = state.queue.pop_front().unwrap();
+        state.entries.set_queued(slot, false);
+        state.reserve(3);
+        state.in_flight = 3;
+        state.writing = Some((slot, writer.mark()));
+        state.check().unwrap();
+        drop(writer); // unwound without undoing its record
+        let leaked = state.check().unwrap_err();
+        assert!(leaked.contains("3 bytes reserved"), "{leaked}");
+
+        state.writing = None;
+        state.in_flight = 0;
+        state.free_region(0, 3);
+        state.entries.set_queued(slot, true);
+        state.queue.push_back(slot);
+        let caller = Presence::default();
+        state.caller_writing = Some(caller.mark());
+        state.check().unwrap();
+        drop(caller);
+        let stuck = state.check().unwrap_err();
+        assert!(stuck.contains("writing the queue"), "{stuck}");
     }
 
     #[test]

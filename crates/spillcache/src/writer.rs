@@ -9,11 +9,19 @@
 //! thread wake-ups (writer, then waiter), and this thread, once awake, helps
 //! with the pieces of a long value instead. One thread writes at a time:
 //! the caller takes over only from a sleeping writer, and the writer thread
-//! does nothing but help until the caller is done.
+//! does nothing but help until the caller is done. The caller writes only
+//! the values it added itself, so a device that hangs holds it no longer
+//! than the write of one of its own values.
+//!
+//! A device write that panics, on whichever thread, stops writing for
+//! good (waiters get [`Error::WriterStopped`](crate::Error::WriterStopped)):
+//! the value being written goes back to the queue, in RAM and readable, and
+//! its reservation is freed.
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Instant;
 
 use blockdev::{ReadAt, WriteAt};
@@ -24,7 +32,7 @@ use crate::defrag;
 use crate::entry::Place;
 use crate::recycle::RECYCLE_MIN;
 use crate::space;
-use crate::state::{Shared, State};
+use crate::state::{Presence, Shared, State};
 
 /// Starts the writer thread.
 pub(crate) fn spawn<D>(shared: Arc<Shared<D>>) -> io::Result<JoinHandle<()>>
@@ -60,6 +68,7 @@ where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
     let _alive = AliveGuard(shared);
+    let presence = Presence::default();
     let mut scratch = Vec::new();
     // Started by the first long value, ended when this thread ends.
     let mut helper = None;
@@ -68,10 +77,11 @@ where
     let mut defragged_last = false;
     let mut state = shared.state.lock();
     loop {
-        if state.shutting_down {
+        // A caller's write that panicked stopped writing for good.
+        if state.shutting_down || !state.writer_alive {
             return;
         }
-        if state.caller_writing {
+        if state.caller_writing.is_some() {
             help(shared, &mut state, &mut scratch);
             continue;
         }
@@ -100,7 +110,14 @@ where
         }
         match next_job(&mut state) {
             Some(job) => {
-                let spare = write_one(shared, &mut state, job, &mut scratch, &mut helper);
+                let spare = write_one(
+                    shared,
+                    &mut state,
+                    job,
+                    &mut scratch,
+                    &mut helper,
+                    &presence,
+                );
                 keep_spare(shared, &mut state, spare);
                 defragged_last = false;
             }
@@ -114,7 +131,9 @@ where
 }
 
 /// Offers the buffer of a value just written to the next `add`s (large
-/// ones only; small buffers are freed here, under the lock).
+/// ones only; small buffers are freed here, under the lock). A writer
+/// thread asleep past the time the spares are due to be freed (a caller
+/// wrote) is woken to free them on time.
 fn keep_spare<D>(
     shared: &Shared<D>,
     state: &mut MutexGuard<'_, State<D>>,
@@ -125,6 +144,13 @@ fn keep_spare<D>(
         let limit = shared.config.max_pending_bytes / 4;
         if let Some(unused) = shared.recycler.put_back(buf, limit, Instant::now()) {
             MutexGuard::unlocked(state, || drop(unused));
+        }
+        if state.writer_idle
+            && let Some(expiry) = shared.recycler.expires_at()
+            && state.writer_wakes_at.is_none_or(|wake| wake > expiry)
+        {
+            state.writer_wakes_at = Some(expiry);
+            shared.work.notify_one();
         }
     }
 }
@@ -158,8 +184,10 @@ fn sleep<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>) {
         state.retry_at
     };
     let until = earliest(retry_at, state.defrag_not_before);
+    let until = earliest(until, shared.recycler.expires_at());
     state.writer_idle = true;
-    wait(shared, state, earliest(until, shared.recycler.expires_at()));
+    state.writer_wakes_at = until;
+    wait(shared, state, until);
     state.writer_idle = false;
     let expired = shared.recycler.expire(Instant::now());
     drop_outside(state, expired);
@@ -183,8 +211,12 @@ impl<D: WriteAt + Send + Sync + 'static> cipher::Helpers<D> for WriterHelps<'_, 
 /// For a caller about to wait for the queue to drain: if the writer thread
 /// sleeps and nothing but plain writes is due (no failures being retried,
 /// no defragmentation), writes the queue on the calling thread, the writer
-/// thread helping with long values, until it is empty, a write fails or
-/// `deadline` passes. Returns whether it wrote (tried to write) anything.
+/// thread helping with long values, until it is empty, its front is a
+/// value another thread added (left to the writer thread), a write fails,
+/// or `deadline` passes: so a device that hangs holds the caller past its
+/// deadline by one write of its own at most. Returns whether it wrote
+/// (tried to write) anything; a write that panicked stopped writing for
+/// good (see [`AbandonedWrite`]) and counts as tried.
 pub(crate) fn write_here<D>(
     shared: &Shared<D>,
     state: &mut MutexGuard<'_, State<D>>,
@@ -198,7 +230,7 @@ where
         || state.write_error.is_some()
         || state.defrag_due(&shared.config, now);
     if !state.writer_idle
-        || state.caller_writing
+        || state.caller_writing.is_some()
         || state.shutting_down
         || !state.writer_alive
         || state.queue.is_empty()
@@ -206,22 +238,52 @@ where
     {
         return false;
     }
-    state.caller_writing = true;
+    let me = thread::current().id();
+    let presence = Presence::default();
+    state.caller_writing = Some(presence.mark());
     let mut scratch = std::mem::take(&mut state.caller_scratch);
     let mut wrote = false;
-    while deadline.is_none_or(|d| Instant::now() < d) && state.write_error.is_none() {
-        // As the writer thread does: no region listed for punching may be
-        // reserved before it is punched.
-        space::give_back(state, false);
-        let Some(job) = next_job(state) else {
-            break;
-        };
-        let spare = write_one(shared, state, job, &mut scratch, &mut WriterHelps(shared));
-        keep_spare(shared, state, spare);
-        wrote = true;
-    }
-    state.caller_writing = false;
+    // A device write that panics ends here, the state already put back by
+    // `AbandonedWrite`: it is reported as the writer thread's death would
+    // be, not unwound into a caller whose thread wrote by an accident of
+    // timing.
+    let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+        while state.writer_alive
+            && deadline.is_none_or(|d| Instant::now() < d)
+            && state.write_error.is_none()
+        {
+            // As the writer thread does: no region listed for punching may
+            // be reserved before it is punched.
+            space::give_back(state, false);
+            let Some(job) = next_job_of(state, me) else {
+                break;
+            };
+            let spare = write_one(
+                shared,
+                state,
+                job,
+                &mut scratch,
+                &mut WriterHelps(shared),
+                &presence,
+            );
+            keep_spare(shared, state, spare);
+            wrote = true;
+            if state
+                .write_error
+                .as_ref()
+                .is_some_and(cipher::helper_panicked)
+            {
+                // The helper was the writer thread, and it is ending.
+                stop_writing(shared, state);
+            }
+        }
+    }));
+    state.caller_writing = None;
     state.caller_scratch = scratch;
+    if finished.is_err() {
+        stop_writing(shared, state);
+        return true;
+    }
     // Wake the writer thread only for work of its own (punching, cutting,
     // retries, defragmentation, values queued meanwhile): woken for
     // nothing, it would take the lock just as this caller's next `add` wants it.
@@ -282,19 +344,99 @@ fn requeue_failed<D>(state: &mut State<D>) {
 /// Pops queue items until one names a slot whose entry is dirty; stale
 /// items cost O(1) each.
 fn next_job<D>(state: &mut State<D>) -> Option<Job> {
-    while let Some(slot) = state.queue.pop_front() {
-        state.entries.set_queued(slot, false);
-        if let Some(entry) = state.entries.get(slot)
-            && let Place::Dirty(data) = &entry.place
-        {
-            return Some(Job {
-                slot,
-                generation: entry.generation,
-                data: Arc::clone(data),
-            });
+    while !state.queue.is_empty() {
+        if let Some(job) = pop_job(state) {
+            return Some(job);
         }
     }
     None
+}
+
+/// [`next_job`] for a caller writing the queue: `None` as soon as the
+/// next dirty value is one another thread added (it stays queued).
+fn next_job_of<D>(state: &mut State<D>, owner: ThreadId) -> Option<Job> {
+    while let Some(&slot) = state.queue.front() {
+        let foreign = state
+            .entries
+            .get(slot)
+            .is_some_and(|e| matches!(e.place, Place::Dirty(_)) && e.added_by != owner);
+        if foreign {
+            return None;
+        }
+        if let Some(job) = pop_job(state) {
+            return Some(job);
+        }
+    }
+    None
+}
+
+/// Pops the front item of the queue: its job when its entry is dirty.
+fn pop_job<D>(state: &mut State<D>) -> Option<Job> {
+    let slot = state.queue.pop_front()?;
+    state.entries.set_queued(slot, false);
+    let entry = state.entries.get(slot)?;
+    match &entry.place {
+        Place::Dirty(data) => Some(Job {
+            slot,
+            generation: entry.generation,
+            data: Arc::clone(data),
+        }),
+        _ => None,
+    }
+}
+
+/// Stops writing for good after a write panicked: waiters and the writer
+/// thread (which then ends) are told.
+fn stop_writing<D>(shared: &Shared<D>, state: &mut State<D>) {
+    state.writer_alive = false;
+    shared.progress.notify_all();
+    shared.room.notify_all();
+    shared.work.notify_all();
+}
+
+/// Armed around a device write while the lock is released: if the write
+/// unwinds (a device that panics), puts the value back at the front of the
+/// queue (it is still in RAM), frees its reservation and stops writing for
+/// good, so nothing waits for a write that will never finish and the state
+/// stays consistent. Unwinding from inside `MutexGuard::unlocked` drops it
+/// before the lock is taken back, so it takes the lock itself.
+struct AbandonedWrite<'a, D> {
+    shared: &'a Shared<D>,
+    slot: usize,
+    generation: u64,
+    offset: u64,
+    len: u64,
+    epoch: u64,
+}
+
+impl<D> AbandonedWrite<'_, D> {
+    /// The write returned: nothing to undo.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<D> Drop for AbandonedWrite<'_, D> {
+    fn drop(&mut self) {
+        let mut guard = self.shared.state.lock();
+        let state = &mut *guard;
+        state.writing = None;
+        state.split = None;
+        // After a `clear` the reservation and the entry are forgotten.
+        if state.file_epoch == self.epoch {
+            state.in_flight = 0;
+            state.free_region(self.offset, self.len);
+        }
+        let dirty = state
+            .entries
+            .current_mut(self.slot, self.generation)
+            .is_some_and(|e| matches!(e.place, Place::Dirty(_)));
+        if dirty && !state.entries.is_queued(self.slot) {
+            state.entries.set_queued(self.slot, true);
+            state.queue.push_front(self.slot);
+        }
+        stop_writing(self.shared, state);
+    }
 }
 
 fn write_one<D>(
@@ -303,6 +445,7 @@ fn write_one<D>(
     job: Job,
     scratch: &mut Vec<u8>,
     helpers: &mut impl cipher::Helpers<D>,
+    presence: &Presence,
 ) -> Option<Arc<[u8]>>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
@@ -310,12 +453,22 @@ where
     let len = job.data.len() as u64;
     let offset = guard.reserve(len);
     guard.in_flight = len;
-    guard.writing = Some(job.slot);
+    guard.writing = Some((job.slot, presence.mark()));
     let file = Arc::clone(&guard.file);
     let epoch = guard.file_epoch;
 
     let result = MutexGuard::unlocked(guard, || {
-        cipher::write_sealed_shared(&file, offset, &job.data, scratch, helpers)
+        let abandoned = AbandonedWrite {
+            shared,
+            slot: job.slot,
+            generation: job.generation,
+            offset,
+            len,
+            epoch,
+        };
+        let result = cipher::write_sealed_shared(&file, offset, &job.data, scratch, helpers);
+        abandoned.disarm();
+        result
     });
 
     let state = &mut **guard;
@@ -388,6 +541,324 @@ where
             state.write_error = Some(e);
             shared.progress.notify_all();
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which thread writes is decided by timing in the public API (the
+    //! writer thread may wake before a waiting caller takes the lock); here
+    //! a test holds the lock from the moment the writer thread sleeps, so a
+    //! caller's write happens for sure.
+
+    use std::sync::{OnceLock, Weak};
+    use std::time::Duration;
+
+    use blockdev::MemDevice;
+    use parking_lot::{Condvar, Mutex};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::recycle::Recycler;
+    use crate::state::Keep;
+
+    /// Long enough for a loaded machine; the tests normally take microseconds.
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// A writer thread over `device`, shut down and joined on drop.
+    struct Running<D: ReadAt + WriteAt + Send + Sync + 'static> {
+        shared: Arc<Shared<D>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl<D: ReadAt + WriteAt + Send + Sync + 'static> Running<D> {
+        fn start(device: D) -> Self {
+            let config = Config::default();
+            let shared = Arc::new(Shared {
+                state: Mutex::new(State::new(device, &config, u64::MAX)),
+                work: Condvar::new(),
+                progress: Condvar::new(),
+                room: Condvar::new(),
+                factory: Box::new(|| Err::<D, _>(io::Error::other("one file per test"))),
+                config,
+                recycler: Recycler::default(),
+                read_helper: OnceLock::new(),
+            });
+            let thread = spawn(Arc::clone(&shared)).unwrap();
+            Running {
+                shared,
+                thread: Some(thread),
+            }
+        }
+
+        /// The lock, taken while the writer thread sleeps with nothing to do.
+        fn writer_asleep(&self) -> MutexGuard<'_, State<D>> {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let state = self.shared.state.lock();
+                if state.writer_idle && state.queue.is_empty() {
+                    return state;
+                }
+                drop(state);
+                assert!(Instant::now() < deadline, "the writer thread never slept");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        /// Waits (bounded) until `done` holds of the state.
+        fn wait_until(&self, what: &str, done: impl Fn(&State<D>) -> bool) {
+            let deadline = Instant::now() + WAIT;
+            while !done(&self.shared.state.lock()) {
+                assert!(Instant::now() < deadline, "never: {what}");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl<D: ReadAt + WriteAt + Send + Sync + 'static> Drop for Running<D> {
+        fn drop(&mut self) {
+            self.shared.state.lock().shutting_down = true;
+            self.shared.work.notify_all();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Records the thread behind every write; panics instead of writing
+    /// when `panics`; with `wait_for_writer_thread`, holds other threads'
+    /// writes until the writer thread has made one (and, once `sleeps_in`
+    /// is set, until it sleeps again).
+    #[derive(Default)]
+    struct Device {
+        inner: MemDevice,
+        writers: Mutex<Vec<ThreadId>>,
+        panics: bool,
+        panics_on_writer_thread: bool,
+        wait_for_writer_thread: bool,
+        writer_thread_wrote: Mutex<bool>,
+        changed: Condvar,
+        sleeps_in: OnceLock<Weak<Shared<Device>>>,
+    }
+
+    impl Device {
+        fn writers(&self) -> Vec<ThreadId> {
+            self.writers.lock().clone()
+        }
+    }
+
+    impl ReadAt for Device {
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.inner.read_at(pos, buf)
+        }
+
+        fn size(&self) -> io::Result<u64> {
+            self.inner.size()
+        }
+    }
+
+    impl WriteAt for Device {
+        fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+            self.writers.lock().push(thread::current().id());
+            assert!(!self.panics, "device write panicked (expected by the test)");
+            let mut wrote = self.writer_thread_wrote.lock();
+            if thread::current().name() == Some("spillcache-writer") {
+                *wrote = true;
+                self.changed.notify_all();
+                drop(wrote);
+                assert!(
+                    !self.panics_on_writer_thread,
+                    "device write panicked on the writer thread (expected by the test)"
+                );
+            } else if self.wait_for_writer_thread {
+                // Bounded: a writer thread that never helps fails the test.
+                let deadline = Instant::now() + WAIT;
+                while !*wrote && !self.changed.wait_until(&mut wrote, deadline).timed_out() {}
+                drop(wrote);
+                if let Some(shared) = self.sleeps_in.get().and_then(Weak::upgrade) {
+                    while !shared.state.lock().writer_idle && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            self.inner.write_at(pos, buf)
+        }
+
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn dirty(state: &State<Device>, key: &[u8]) -> bool {
+        state
+            .entries
+            .slot_of(key)
+            .and_then(|slot| state.entries.get(slot))
+            .is_some_and(|e| matches!(e.place, Place::Dirty(_)))
+    }
+
+    #[test]
+    fn a_device_panicking_on_a_callers_thread_stops_writing_and_keeps_the_value() {
+        let running = Running::start(Device {
+            panics: true,
+            ..Device::default()
+        });
+        let mut state = running.writer_asleep();
+        state.insert(b"k", Arc::from(&b"value"[..]), Keep::Spill);
+        assert!(write_here(&running.shared, &mut state, None), "tried");
+        assert!(!state.writer_alive, "reported as stopped");
+        assert!(dirty(&state, b"k"), "still in RAM");
+        assert_eq!(state.queue.len(), 1, "back in the queue");
+        assert_eq!(
+            (state.holes.end(), state.in_flight),
+            (0, 0),
+            "reservation freed"
+        );
+        state.check().unwrap();
+        drop(state);
+        // The writer thread ends too, instead of helping a caller forever.
+        let deadline = Instant::now() + WAIT;
+        while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            assert!(Instant::now() < deadline, "the writer thread never ended");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_writer_thread_panicking_on_a_piece_of_a_callers_value_stops_writing() {
+        let running = Running::start(Device {
+            panics_on_writer_thread: true,
+            wait_for_writer_thread: true,
+            ..Device::default()
+        });
+        let mut state = running.writer_asleep();
+        state.insert(b"long", Arc::from(vec![5u8; 1 << 20]), Keep::Spill);
+        assert!(write_here(&running.shared, &mut state, None));
+        assert!(dirty(&state, b"long"), "still in RAM");
+        assert!(!state.writer_alive, "reported as stopped at once");
+        drop(state);
+        let deadline = Instant::now() + WAIT;
+        while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            assert!(Instant::now() < deadline, "the writer thread never ended");
+            thread::sleep(Duration::from_millis(1));
+        }
+        let state = running.shared.state.lock();
+        assert!(!state.writer_alive, "reported as stopped");
+        assert!(dirty(&state, b"long"));
+        assert_eq!((state.retry.len(), state.in_flight), (1, 0), "set aside");
+        assert_eq!(state.holes.end(), 0, "reservation freed");
+        state.check().unwrap();
+    }
+
+    #[test]
+    fn a_caller_writes_its_own_values_and_leaves_the_others_to_the_writer_thread() {
+        let running = Running::start(Device::default());
+        let me = thread::current().id();
+        let state = running.writer_asleep();
+        drop(state);
+        // Queued without waking the writer thread, as an `add` that the
+        // writer thread has not yet woken for.
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut state = running.shared.state.lock();
+                state.insert(b"theirs", Arc::from(&b"1"[..]), Keep::Spill);
+            });
+        });
+        let mut state = running.shared.state.lock();
+        assert!(state.writer_idle, "setup: the writer thread still sleeps");
+        let wrote = write_here(&running.shared, &mut state, Some(Instant::now() + WAIT));
+        assert!(!wrote, "another thread's value is not written here");
+        assert!(dirty(&state, b"theirs"));
+        drop(state);
+        running.wait_until("the writer thread wrote it", |s| s.dirty == 0);
+        let file = Arc::clone(&running.shared.state.lock().file);
+        assert!(!file.writers().contains(&me));
+
+        // Its own values, up to the next value of another thread.
+        let mut state = running.writer_asleep();
+        state.insert(b"mine", Arc::from(&b"2"[..]), Keep::Spill);
+        drop(state);
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut state = running.shared.state.lock();
+                state.insert(b"theirs", Arc::from(&b"3"[..]), Keep::Spill);
+            });
+        });
+        let mut state = running.shared.state.lock();
+        assert!(state.writer_idle, "setup: the writer thread still sleeps");
+        assert!(write_here(
+            &running.shared,
+            &mut state,
+            Some(Instant::now() + WAIT)
+        ));
+        assert!(!dirty(&state, b"mine") && dirty(&state, b"theirs"));
+        drop(state);
+        running.wait_until("the writer thread wrote theirs", |s| s.dirty == 0);
+        let writers = file.writers();
+        assert_eq!(
+            writers.iter().filter(|&&w| w == me).count(),
+            1,
+            "{writers:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_value_a_caller_writes_is_shared_with_the_writer_thread() {
+        let running = Running::start(Device {
+            wait_for_writer_thread: true,
+            ..Device::default()
+        });
+        let writer_thread = running.thread.as_ref().unwrap().thread().id();
+        // Odd length: the last piece is short.
+        let value: Vec<u8> = (0..(1 << 20) + 4097)
+            .map(|i| (i * 31 + i / 997) as u8)
+            .collect();
+        let mut state = running.writer_asleep();
+        state.insert(b"long", Arc::from(&value[..]), Keep::Spill);
+        assert!(write_here(&running.shared, &mut state, None));
+        let entry = state
+            .entries
+            .get(state.entries.slot_of(b"long").unwrap())
+            .unwrap();
+        let Place::OnDisk { offset, seal, .. } = &entry.place else {
+            panic!("not written: {:?}", entry.place);
+        };
+        let mut read = vec![0u8; value.len()];
+        cipher::read_sealed(&*state.file, *offset, &mut read, seal).unwrap();
+        assert!(read == value, "read back exactly");
+        let writers = state.file.writers();
+        let me = thread::current().id();
+        assert!(writers.contains(&me) && writers.contains(&writer_thread));
+        assert!(writers.iter().all(|w| [me, writer_thread].contains(w)));
+    }
+
+    #[test]
+    fn a_spare_left_by_a_callers_write_is_freed_after_the_idle_time() {
+        // The writer thread helps with the value's pieces and is asleep
+        // again, with no spare to free yet, before the caller's last piece
+        // is written and the spare put back.
+        let running = Running::start(Device {
+            wait_for_writer_thread: true,
+            ..Device::default()
+        });
+        let file = Arc::clone(&running.shared.state.lock().file);
+        file.sleeps_in.set(Arc::downgrade(&running.shared)).unwrap();
+        let mut state = running.writer_asleep();
+        state.insert(b"big", Arc::from(vec![7u8; RECYCLE_MIN]), Keep::Spill);
+        assert!(write_here(&running.shared, &mut state, None));
+        assert!(!dirty(&state, b"big"), "written here");
+        drop(state);
+        assert_eq!(running.shared.recycler.spare_bytes(), RECYCLE_MIN as u64);
+        // Freed one idle time after it was put back; the limit is generous.
+        let deadline = Instant::now() + 10 * crate::recycle::RECYCLE_IDLE;
+        while running.shared.recycler.spare_bytes() != 0 {
+            assert!(Instant::now() < deadline, "the spare was never freed");
+            thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -56,10 +56,12 @@ fn a_value_that_does_not_fit_never_blocks_the_ones_behind_it() {
             .add(&[b's', i], &value(200 + usize::from(i), 10_000))
             .unwrap();
     }
-    let (done, errors) = wait_up_to(&cache, Duration::from_secs(3));
+    // A value that blocked the ones behind it would block them for good;
+    // how fast the rest is written depends on the machine's load.
+    let (done, errors) = wait_up_to(&cache, WAIT);
     let stats = cache.stats();
     eprintln!("written: {done}, write errors reported: {errors}, stats: {stats:?}");
-    assert!(done, "everything written within 3 s ({stats:?})");
+    assert!(done, "everything written ({stats:?})");
 
     // A second copy does not fit beside the first: the defrag compacts in
     // place instead of failing.

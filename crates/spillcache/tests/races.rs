@@ -6,6 +6,7 @@ mod common;
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use blockdev::{MemDevice, ReadAt, WriteAt};
@@ -229,26 +230,30 @@ fn a_clear_during_a_defrag_copy_voids_the_copy() {
     assert_eq!(cache.get(b"after").unwrap(), Some(b"clear".to_vec()));
 }
 
-/// A device whose writes panic, to kill the writer thread.
-struct PanickingDevice(MemDevice);
+/// A device whose writes panic (counted), to kill whichever thread writes.
+struct PanickingDevice {
+    inner: MemDevice,
+    panics: Arc<AtomicUsize>,
+}
 
 impl ReadAt for PanickingDevice {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_at(pos, buf)
+        self.inner.read_at(pos, buf)
     }
 
     fn size(&self) -> io::Result<u64> {
-        self.0.size()
+        self.inner.size()
     }
 }
 
 impl WriteAt for PanickingDevice {
     fn write_at(&self, _: u64, _: &[u8]) -> io::Result<usize> {
+        self.panics.fetch_add(1, Ordering::SeqCst);
         panic!("device write panicked (expected by the test)");
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.inner.set_len(len)
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -256,11 +261,29 @@ impl WriteAt for PanickingDevice {
     }
 }
 
+/// A cache whose writes panic, with a bound of 10 waiting bytes, and the
+/// count of panics.
+fn panicking() -> (SpillCache<PanickingDevice>, Arc<AtomicUsize>) {
+    let panics = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&panics);
+    let cache = Builder::with_file_factory(move || {
+        Ok(PanickingDevice {
+            inner: MemDevice::new(),
+            panics: Arc::clone(&counter),
+        })
+    })
+    .max_pending_bytes(10)
+    .build()
+    .unwrap();
+    (cache, panics)
+}
+
+/// Whichever thread writes (the writer thread, or this one inside
+/// `wait_for_write` when the writer thread still sleeps), the panic stops
+/// writing for good and is reported the same way.
 #[test]
 fn a_dead_writer_is_reported_and_values_stay_readable() {
-    let cache = Builder::with_file_factory(|| Ok(PanickingDevice(MemDevice::new())))
-        .build()
-        .unwrap();
+    let (cache, _) = panicking();
     cache.add(b"k", b"value").unwrap();
     assert!(matches!(
         cache.wait_for_write(WAIT),
@@ -268,7 +291,41 @@ fn a_dead_writer_is_reported_and_values_stay_readable() {
     ));
     assert!(matches!(cache.defrag(WAIT), Err(Error::WriterStopped)));
     assert_eq!(cache.get(b"k").unwrap(), Some(b"value".to_vec()));
+    assert_eq!(cache.size_on_disk(), 0, "the reservation was given back");
+    cache.check_invariants().unwrap();
+    // Past the bound, `add` says so instead of waiting forever.
+    assert!(matches!(
+        cache.add(b"j", &[0; 10]),
+        Err(Error::WriterStopped)
+    ));
+    assert!(matches!(
+        cache.wait_for_write(Duration::ZERO),
+        Err(Error::WriterStopped)
+    ));
     drop(cache); // joins the dead thread without hanging or panicking
+}
+
+/// The writer thread for sure: nobody waits until its write has panicked.
+#[test]
+fn a_writer_thread_killed_mid_write_gives_its_reservation_back() {
+    let (cache, panics) = panicking();
+    cache.add(b"k", b"value").unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while panics.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(matches!(
+        cache.wait_for_write(WAIT),
+        Err(Error::WriterStopped)
+    ));
+    assert_eq!(cache.size_on_disk(), 0, "the reservation was given back");
+    assert_eq!(cache.get(b"k").unwrap(), Some(b"value".to_vec()));
+    cache.check_invariants().unwrap();
+    assert!(matches!(
+        cache.add(b"j", &[0; 10]),
+        Err(Error::WriterStopped)
+    ));
 }
 
 #[test]
