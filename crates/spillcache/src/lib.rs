@@ -42,7 +42,10 @@
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and
-//!   [`SpillCache::add_timeout`] waits at most its timeout. Memory-only
+//!   [`SpillCache::add_timeout`] waits at most its timeout. Room comes
+//!   first, the copy after: a caller that waits, or is refused, holds no
+//!   copy of its value, and a value being copied in counts against the
+//!   bound while it is copied. Memory-only
 //!   values are never written, so waiting would not help them: they have
 //!   their own bound, [`Builder::max_memory_only_bytes`] (default none).
 //! - A write that fails (`ENOSPC`, `EIO`, a short write) leaves the value in

@@ -59,6 +59,13 @@ pub(crate) struct State<D> {
     pub(crate) pending_bytes: u64,
     /// Bytes of memory-only values (bounded by `max_memory_only_bytes`).
     pub(crate) memory_only_bytes: u64,
+    /// Bytes of values that `add` calls are copying in without the lock,
+    /// held against `max_pending_bytes` (room first, then the copy, so a
+    /// caller that waits holds no copy). `clear` keeps them: those values
+    /// arrive after it.
+    pub(crate) held_pending: u64,
+    /// The same for memory-only values and `max_memory_only_bytes`.
+    pub(crate) held_memory_only: u64,
     /// Freed regions of the current file to give back to the file system,
     /// as whole holes. The writer punches them before it reserves space
     /// again, so a listed region is still free when it is punched.
@@ -139,6 +146,8 @@ impl<D> State<D> {
             writing: None,
             pending_bytes: 0,
             memory_only_bytes: 0,
+            held_pending: 0,
+            held_memory_only: 0,
             to_punch: Vec::new(),
             punch_min,
             space_freed: false,
@@ -233,8 +242,9 @@ impl<D> State<D> {
         }
     }
 
-    /// The bytes that would wait to be written if `key` got a dirty value
-    /// of `len` bytes, and those of them that belong to other keys.
+    /// The bytes that would wait to be written (or be held for values
+    /// being copied in) if `key` got a dirty value of `len` bytes, and
+    /// those of them that belong to other keys.
     pub(crate) fn pending_with(&self, key: &[u8], len: u64) -> (u64, u64) {
         let own = self
             .entries
@@ -242,12 +252,12 @@ impl<D> State<D> {
             .and_then(|slot| self.entries.get(slot))
             .filter(|e| matches!(e.place, Place::Dirty(_)))
             .map_or(0, |e| e.len);
-        let others = self.pending_bytes - own;
+        let others = self.pending_bytes - own + self.held_pending;
         (others.saturating_add(len), others)
     }
 
-    /// The memory-only bytes there would be if `key` got a memory-only value
-    /// of `len` bytes.
+    /// The memory-only bytes there would be (held ones included) if `key`
+    /// got a memory-only value of `len` bytes.
     pub(crate) fn memory_only_with(&self, key: &[u8], len: u64) -> u64 {
         let own = self
             .entries
@@ -255,7 +265,24 @@ impl<D> State<D> {
             .and_then(|slot| self.entries.get(slot))
             .filter(|e| matches!(e.place, Place::MemoryOnly(_)))
             .map_or(0, |e| e.len);
-        (self.memory_only_bytes - own).saturating_add(len)
+        (self.memory_only_bytes - own + self.held_memory_only).saturating_add(len)
+    }
+
+    /// Holds room for a value of `len` bytes that a caller copies in
+    /// without the lock (`keep`: under which bound).
+    pub(crate) fn hold_room(&mut self, keep: Keep, len: u64) {
+        match keep {
+            Keep::Spill => self.held_pending += len,
+            Keep::MemoryOnly => self.held_memory_only += len,
+        }
+    }
+
+    /// Gives back room held with [`hold_room`](Self::hold_room).
+    pub(crate) fn release_room(&mut self, keep: Keep, len: u64) {
+        match keep {
+            Keep::Spill => self.held_pending -= len,
+            Keep::MemoryOnly => self.held_memory_only -= len,
+        }
     }
 
     /// Reserves `len` bytes of the file for a write.
