@@ -318,6 +318,11 @@ where
         let copied = MutexGuard::unlocked(guard, || {
             blockdev::copy_range(&**file, c.offset, &**file, to, c.len)
         });
+        if Arc::ptr_eq(file, &guard.file) {
+            // The copy may have written past a cut that a `clear` made
+            // meanwhile: `finish` cuts the file back to the end of data.
+            guard.file_len = guard.file_len.max(to.saturating_add(c.len));
+        }
         if guard.file_epoch != epoch {
             // `clear` forgot the reservation and the entry.
             return Ok(Step::Stop);
