@@ -1,6 +1,7 @@
 //! `SpillCache`: the public API.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -158,15 +159,14 @@ where
 {
     pub(crate) fn start(factory: Box<dyn FileFactory<File = D>>, config: Config) -> Result<Self> {
         let file = factory.create()?;
-        // Only plain files can give space back; a region smaller than a
-        // typical block never frees one.
-        let punch_min = if WriteAt::as_file(&file).is_some() {
-            4096
-        } else {
-            u64::MAX
-        };
+        // Only plain files can give space back, a block at a time; the size
+        // is the one `blockdev::punch_hole` aligns to (every file the
+        // factory makes is on the same file system).
+        let punch_block = WriteAt::as_file(&file).map_or(u64::MAX, |file| {
+            file.metadata().map_or(4096, |meta| meta.blksize().max(1))
+        });
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(file, &config, punch_min)),
+            state: Mutex::new(State::new(file, &config, punch_block)),
             work: Condvar::new(),
             progress: Condvar::new(),
             room: Condvar::new(),
