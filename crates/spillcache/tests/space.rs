@@ -136,7 +136,11 @@ fn a_clear_during_an_in_place_compaction_leaves_no_tail() {
 #[test]
 fn neighbouring_frees_punch_each_block_once() {
     let dir = TempDir::new("punch");
-    let cache = SpillCache::new(dir.path()).unwrap();
+    // No defragmentation: it would move the last value to a new file.
+    let cache = SpillCache::builder(dir.path())
+        .defrag_factor(1e9)
+        .build()
+        .unwrap();
     let (n, len) = (2_000u64, 1_000u64);
     for i in 0..=n {
         cache.add(&i.to_le_bytes(), &[9u8; 1_000]).unwrap();
@@ -151,6 +155,7 @@ fn neighbouring_frees_punch_each_block_once() {
     cache.add(b"next", b"x").unwrap();
     assert!(cache.wait_for_write(WAIT).unwrap());
 
+    assert_eq!(cache.stats().defrags, 0);
     let punched = cache.stats().bytes_punched;
     let freed = n * len;
     let file = cache.current_file();
