@@ -994,7 +994,9 @@ where
     /// timeout.
     ///
     /// # Errors
-    /// [`Error::DefragFailed`] when it failed (the old file stays in use);
+    /// [`Error::DefragFailed`] when it failed (the old file stays in use),
+    /// for instance with no room for a second copy and too few free blocks
+    /// to compact in place (see the crate docs for what that needs);
     /// [`Error::WriterStopped`] if the writer thread died.
     ///
     /// ```

@@ -214,7 +214,10 @@ struct Candidate {
 /// Moves written values down into holes of the same file, the values at the
 /// highest offsets first (they hold the end of data up), each to the lowest
 /// hole that takes it. Needs room for one value at a time, not a second
-/// file. Freed space is punched and the tail cut after every move.
+/// file: the holes were punched, so a move needs the whole blocks of the
+/// hole it fills free in the file system (at most the value's length in
+/// blocks, plus one). Freed space is punched and the tail cut after every
+/// move, so the next move finds the blocks of the last.
 fn compact_in_place<D>(guard: &mut MutexGuard<'_, State<D>>) -> io::Result<Outcome>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,

@@ -70,6 +70,18 @@
 //!   lock only if the value is unchanged, so a value stays readable, and
 //!   never as wrong bytes, throughout. A failed defragmentation keeps the
 //!   old file and backs off.
+//! - Compacting in place is not free of space: the holes values move into
+//!   were punched (their blocks given back to the file system, which may
+//!   have handed them to other files), so each move needs the file system
+//!   to have free the whole blocks of the hole it fills: at most the
+//!   value's length rounded up to whole blocks, plus one (and what the
+//!   file system needs for its own metadata). The old place is punched, or
+//!   cut from the tail, before the next move, so the need is that of the
+//!   largest value that moves, not their sum. On a file system with fewer
+//!   free blocks the move fails with `ENOSPC`, the defragmentation with it
+//!   ([`Error::DefragFailed`]), and the values stay where they were. Holes
+//!   never punched (on a device that cannot punch, or no whole block) need
+//!   no new blocks.
 //! - [`SpillCache::clear`] truncates the file before returning.
 //! - No option can make the writer panic: [`Builder::build`] refuses values
 //!   out of range with [`Error::InvalidOption`], and time arithmetic is

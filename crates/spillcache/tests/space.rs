@@ -176,3 +176,70 @@ fn neighbouring_frees_punch_each_block_once() {
     let allocated = file.metadata().unwrap().blocks() * 512;
     assert!(allocated <= 8 * block, "{allocated} bytes still allocated");
 }
+
+/// Issue 16 item 9: compacting in place needs free blocks. The holes it
+/// moves values into were punched, their blocks given back to the file
+/// system, so each move needs the blocks of the value it moves (its length
+/// rounded up to whole blocks, plus one for an edge); on a file system
+/// with none free the compaction fails and keeps every value readable,
+/// and with that many free it succeeds.
+#[test]
+fn compacting_in_place_needs_the_blocks_of_one_value() {
+    let Some(fs) = common::SmallFs::mount("2m") else {
+        return;
+    };
+    let len = 200_000;
+    let value = |i: u8| vec![i; len];
+    let cache = SpillCache::builder(fs.path())
+        .defrag_factor(1e9) // only asked-for defragmentations
+        .build()
+        .unwrap();
+    for i in 0..8 {
+        cache.add(&[i], &value(i)).unwrap();
+    }
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    for i in [0, 2, 4] {
+        assert!(cache.remove(&[i]));
+    }
+    // Punching is done before the next write reserves space.
+    cache.add(b"tiny", b"t").unwrap();
+    assert!(cache.wait_for_write(WAIT).unwrap());
+    assert!(cache.stats().bytes_punched > 0, "{:?}", cache.stats());
+
+    // Another file takes every free block, the punched ones too.
+    let filler_path = fs.path().join("filler");
+    let filler = std::fs::File::create(&filler_path).unwrap();
+    let block = filler.metadata().unwrap().blksize();
+    let mut filled = 0u64;
+    while std::os::unix::fs::FileExt::write_all_at(&filler, &vec![1u8; block as usize], filled)
+        .is_ok()
+    {
+        filled += block;
+    }
+    let failed = cache.defrag(WAIT);
+    assert!(
+        matches!(failed, Err(spillcache::Error::DefragFailed(_))),
+        "{failed:?}"
+    );
+    for i in [1, 3, 5, 6, 7] {
+        assert_eq!(cache.get(&[i]).unwrap(), Some(value(i)), "{i}");
+    }
+
+    // One value's blocks, plus one, free: the values move one at a time.
+    let needed = (len as u64).div_ceil(block) + 1;
+    filler.set_len(filled - needed * block).unwrap();
+    let end_before = cache.size_on_disk();
+    assert!(cache.defrag(WAIT).unwrap());
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.compactions, stats.defrag_failures),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert!(cache.size_on_disk() < end_before, "{stats:?}");
+    for i in [1, 3, 5, 6, 7] {
+        assert_eq!(cache.get(&[i]).unwrap(), Some(value(i)), "{i}");
+    }
+    cache.check_invariants().unwrap();
+    drop(filler);
+}
