@@ -1100,3 +1100,35 @@ where
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blockdev::MemDevice;
+
+    #[test]
+    fn room_held_for_a_copy_that_never_arrives_is_given_back() {
+        let cache = Builder::with_file_factory(|| Ok(MemDevice::new()))
+            .max_pending_bytes(100)
+            .build()
+            .unwrap();
+        cache.shared.state.lock().hold_room(Keep::Spill, 100);
+        let held = HeldRoom {
+            shared: &cache.shared,
+            keep: Keep::Spill,
+            len: 100,
+        };
+        assert!(matches!(
+            cache.try_add(b"k", &[0; 10]),
+            Err(Error::Full { waiting: 100, .. })
+        ));
+        // The copy panics: its hold is dropped, not released into a value.
+        let copy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = held;
+            panic!("the copy failed (expected by the test)");
+        }));
+        assert!(copy.is_err());
+        assert_eq!(cache.shared.state.lock().held_pending, 0);
+        cache.try_add(b"k", &[0; 10]).unwrap();
+    }
+}
