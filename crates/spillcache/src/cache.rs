@@ -890,8 +890,9 @@ where
         self.shared.state.lock().holes.holes().collect()
     }
 
-    /// Bytes of values waiting to be written (what
-    /// [`Builder::max_pending_bytes`] bounds).
+    /// Bytes of values waiting to be written. With the bytes of values
+    /// that `add` calls are copying in at the moment, this is what
+    /// [`Builder::max_pending_bytes`] bounds.
     ///
     /// ```
     /// use std::time::Duration;
