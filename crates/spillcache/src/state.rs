@@ -124,25 +124,6 @@ pub(crate) struct State<D> {
     pub(crate) caller_scratch: Vec<u8>,
 }
 
-/// The whole blocks of `hole` that `region` (just freed into it) overlaps,
-/// as `(offset, length)`, if any: exactly the blocks the free made whole,
-/// since each held a byte of the region before. So every block is listed
-/// by one free only, however many neighbours are freed around it, and the
-/// hole's other blocks (punched before) are not punched again.
-fn blocks_completed(hole: (u64, u64), region: (u64, u64), block: u64) -> Option<(u64, u64)> {
-    if block == 0 || block == u64::MAX {
-        return None;
-    }
-    let (hole_start, hole_stop) = (hole.0, hole.0.checked_add(hole.1)?);
-    let (region_start, region_stop) = (region.0, region.0.checked_add(region.1)?);
-    let start = hole_start
-        .div_ceil(block)
-        .checked_mul(block)?
-        .max(region_start / block * block);
-    let stop = (hole_stop / block * block).min(region_stop.div_ceil(block).saturating_mul(block));
-    (stop > start).then(|| (start, stop - start))
-}
-
 /// What `insert` makes of a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Keep {
@@ -540,6 +521,25 @@ impl<D> State<D> {
         }
         Ok(())
     }
+}
+
+/// The whole blocks of `hole` that `region` (just freed into it) overlaps,
+/// as `(offset, length)`, if any: exactly the blocks the free made whole,
+/// since each held a byte of the region before. So every block is listed
+/// by one free only, however many neighbours are freed around it, and the
+/// hole's other blocks (punched before) are not punched again.
+fn blocks_completed(hole: (u64, u64), region: (u64, u64), block: u64) -> Option<(u64, u64)> {
+    if block == 0 || block == u64::MAX {
+        return None;
+    }
+    let (hole_start, hole_stop) = (hole.0, hole.0.checked_add(hole.1)?);
+    let (region_start, region_stop) = (region.0, region.0.checked_add(region.1)?);
+    let start = hole_start
+        .div_ceil(block)
+        .checked_mul(block)?
+        .max(region_start / block * block);
+    let stop = (hole_stop / block * block).min(region_stop.div_ceil(block).saturating_mul(block));
+    (stop > start).then(|| (start, stop - start))
 }
 
 #[cfg(test)]
