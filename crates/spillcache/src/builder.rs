@@ -125,6 +125,8 @@ impl<D: ReadAt + WriteAt + Send + Sync + 'static> Builder<D> {
     /// and [`add_timeout`](crate::SpillCache::add_timeout) waits at most its
     /// timeout. A value larger than the bound is taken once nothing else
     /// waits. Overwriting a waiting value replaces its bytes in the count.
+    /// Room is made before a value is copied, and values being copied in
+    /// count too, so callers waiting for room (or refused) hold no copies.
     /// Memory-only values have their own bound,
     /// [`max_memory_only_bytes`](Self::max_memory_only_bytes).
     ///

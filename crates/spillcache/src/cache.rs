@@ -1,13 +1,14 @@
 //! `SpillCache`: the public API.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use blockdev::{ReadAt, WriteAt};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::builder::Builder;
 use crate::cipher::{self, ReadFailure, Seal};
@@ -53,6 +54,34 @@ enum Wait {
     No,
     Until(Instant),
     Forever,
+}
+
+/// Values up to this long are copied under the lock, once room is made
+/// for them: a second round of the lock would cost more than the copy.
+/// Longer ones are copied without it, their room held meanwhile.
+const COPY_UNDER_LOCK_MAX: usize = 16 << 10;
+
+/// Room held under a bound for a value a caller copies in without the
+/// lock; given back if the copy never arrives (a panic while copying).
+struct HeldRoom<'a, D> {
+    shared: &'a Shared<D>,
+    keep: Keep,
+    len: u64,
+}
+
+impl<D> HeldRoom<'_, D> {
+    /// Gives the room back as the value it was held for is stored.
+    fn release(self, state: &mut State<D>) {
+        state.release_room(self.keep, self.len);
+        std::mem::forget(self);
+    }
+}
+
+impl<D> Drop for HeldRoom<'_, D> {
+    fn drop(&mut self) {
+        self.shared.state.lock().release_room(self.keep, self.len);
+        self.shared.room.notify_all();
+    }
 }
 
 /// What a lookup found, copied out from under the lock.
@@ -130,15 +159,14 @@ where
 {
     pub(crate) fn start(factory: Box<dyn FileFactory<File = D>>, config: Config) -> Result<Self> {
         let file = factory.create()?;
-        // Only plain files can give space back; a region smaller than a
-        // typical block never frees one.
-        let punch_min = if WriteAt::as_file(&file).is_some() {
-            4096
-        } else {
-            u64::MAX
-        };
+        // Only plain files can give space back, a block at a time; the size
+        // is the one `blockdev::punch_hole` aligns to (every file the
+        // factory makes is on the same file system).
+        let punch_block = WriteAt::as_file(&file).map_or(u64::MAX, |file| {
+            file.metadata().map_or(4096, |meta| meta.blksize().max(1))
+        });
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(file, &config, punch_min)),
+            state: Mutex::new(State::new(file, &config, punch_block)),
             work: Condvar::new(),
             progress: Condvar::new(),
             room: Condvar::new(),
@@ -173,6 +201,8 @@ where
     /// [`Builder::max_pending_bytes`], it first waits (with no deadline) for
     /// the writer to make room; see [`try_add`](Self::try_add) and
     /// [`add_timeout`](Self::add_timeout) for calls that do not wait long.
+    /// It copies `data` only once there is room, so a waiting `add` holds
+    /// no copy of it.
     ///
     /// # Errors
     /// [`Error::KeyTooLong`] when `key` is longer than the maximum;
@@ -188,9 +218,7 @@ where
     /// ```
     pub fn add(&self, key: &[u8], data: &[u8]) -> Result<()> {
         self.check_key(key)?;
-        // Copy before taking the lock: large values must not stall others.
-        let data = self.shared.recycler.copy_of(data);
-        self.insert(key, data, Keep::Spill, Wait::Forever)
+        self.insert_copy(key, data, Keep::Spill, Wait::Forever)
     }
 
     /// Like [`add`](Self::add), but shares `data` instead of copying it:
@@ -215,12 +243,16 @@ where
     /// ```
     pub fn add_shared(&self, key: &[u8], data: Arc<[u8]>) -> Result<()> {
         self.check_key(key)?;
-        self.insert(key, data, Keep::Spill, Wait::Forever)
+        let state = self.shared.state.lock();
+        let state = self.make_room(state, key, data.len() as u64, Keep::Spill, Wait::Forever)?;
+        self.store(state, key, data, Keep::Spill, None);
+        Ok(())
     }
 
     /// Like [`add`](Self::add), but when the cache is full (the value would
     /// take the bytes waiting to be written past
-    /// [`Builder::max_pending_bytes`]) it returns at once instead of waiting.
+    /// [`Builder::max_pending_bytes`]) it returns at once instead of waiting,
+    /// having copied and allocated nothing of `data`.
     ///
     /// # Errors
     /// [`Error::Full`] when the cache is full (nothing is stored), else as
@@ -246,11 +278,11 @@ where
     /// ```
     pub fn try_add(&self, key: &[u8], data: &[u8]) -> Result<()> {
         self.check_key(key)?;
-        let data = self.shared.recycler.copy_of(data);
-        self.insert(key, data, Keep::Spill, Wait::No)
+        self.insert_copy(key, data, Keep::Spill, Wait::No)
     }
 
-    /// Like [`add`](Self::add), but waits at most `timeout` for room.
+    /// Like [`add`](Self::add), but waits at most `timeout` for room (and,
+    /// like `add`, copies `data` only once there is room).
     ///
     /// # Errors
     /// [`Error::Full`] when there was no room by the timeout (nothing is
@@ -272,8 +304,7 @@ where
             None => Wait::Forever,
         };
         self.check_key(key)?;
-        let data = self.shared.recycler.copy_of(data);
-        self.insert(key, data, Keep::Spill, wait)
+        self.insert_copy(key, data, Keep::Spill, wait)
     }
 
     /// Stores a copy of `data` under `key` in RAM only: it is never written
@@ -281,7 +312,8 @@ where
     ///
     /// # Errors
     /// [`Error::KeyTooLong`] when `key` is longer than the maximum;
-    /// [`Error::MemoryOnlyFull`] past [`Builder::max_memory_only_bytes`].
+    /// [`Error::MemoryOnlyFull`] past [`Builder::max_memory_only_bytes`]
+    /// (checked before `data` is copied).
     ///
     /// ```
     /// use std::time::Duration;
@@ -295,55 +327,113 @@ where
     /// ```
     pub fn add_memory_only(&self, key: &[u8], data: &[u8]) -> Result<()> {
         self.check_key(key)?;
-        self.insert(key, Arc::from(data), Keep::MemoryOnly, Wait::No)
+        self.insert_copy(key, data, Keep::MemoryOnly, Wait::No)
     }
 
-    /// Stores `data` (already checked and copied) under `key`.
-    fn insert(&self, key: &[u8], data: Arc<[u8]>, keep: Keep, wait: Wait) -> Result<()> {
+    /// Stores a copy of `data` (its key checked) under `key`: room first
+    /// (waiting as `wait` allows), then the copy, so a caller that waits or
+    /// is refused holds no copy of its value.
+    fn insert_copy(&self, key: &[u8], data: &[u8], keep: Keep, wait: Wait) -> Result<()> {
         let len = data.len() as u64;
-        let config = &self.shared.config;
-        let (wake_writer, wake_waiters) = {
-            let mut state = self.shared.state.lock();
-            if keep == Keep::MemoryOnly || len == 0 {
-                // Empty values are kept in RAM whatever `keep` says.
-                let would_be = state.memory_only_with(key, len);
-                if would_be > config.max_memory_only_bytes {
-                    return Err(Error::MemoryOnlyFull {
-                        would_be,
-                        limit: config.max_memory_only_bytes,
-                    });
-                }
-            } else {
-                self.wait_for_room(&mut state, key, len, wait)?;
-            }
-            let dirty_before = state.dirty;
-            let pending_before = state.pending_bytes;
-            let wake_writer = state.insert(key, data, keep);
-            if state.pending_bytes < pending_before {
-                // A waiting value was replaced by a smaller or unwritten one.
-                self.shared.room.notify_all();
-            }
-            (wake_writer, dirty_before > 0 && state.dirty == 0)
+        let state = self.shared.state.lock();
+        let mut state = self.make_room(state, key, len, keep, wait)?;
+        if data.len() <= COPY_UNDER_LOCK_MAX {
+            // Cheaper than taking the lock twice.
+            let copy = self.copy_of(data, keep);
+            self.store(state, key, copy, keep, None);
+            return Ok(());
+        }
+        // Large values are copied without the lock, so they do not stall
+        // others; the room stays held for them meanwhile.
+        state.hold_room(keep, len);
+        drop(state);
+        let held = HeldRoom {
+            shared: &self.shared,
+            keep,
+            len,
         };
+        let copy = self.copy_of(data, keep);
+        self.store(self.shared.state.lock(), key, copy, keep, Some(held));
+        Ok(())
+    }
+
+    /// A copy of `data`; a value to be written goes into a spare buffer
+    /// of its length when there is one.
+    fn copy_of(&self, data: &[u8], keep: Keep) -> Arc<[u8]> {
+        match keep {
+            Keep::Spill => self.shared.recycler.copy_of(data),
+            Keep::MemoryOnly => Arc::from(data),
+        }
+    }
+
+    /// Returns the lock once a value of `len` bytes for `key` fits under
+    /// its bound (held room counted), having waited as `wait` allows;
+    /// memory-only values (and empty ones, which are kept in RAM whatever
+    /// `keep` says) never wait.
+    fn make_room<'a>(
+        &self,
+        mut state: MutexGuard<'a, State<D>>,
+        key: &[u8],
+        len: u64,
+        keep: Keep,
+        wait: Wait,
+    ) -> Result<MutexGuard<'a, State<D>>> {
+        let config = &self.shared.config;
+        if keep == Keep::MemoryOnly || len == 0 {
+            let would_be = state.memory_only_with(key, len);
+            if would_be > config.max_memory_only_bytes {
+                return Err(Error::MemoryOnlyFull {
+                    would_be,
+                    limit: config.max_memory_only_bytes,
+                });
+            }
+        } else {
+            self.wait_for_room(&mut state, key, len, wait)?;
+        }
+        Ok(state)
+    }
+
+    /// Stores `data` under `key` (its room made, and `held` for it given
+    /// back), then wakes whoever has news.
+    fn store(
+        &self,
+        mut state: MutexGuard<'_, State<D>>,
+        key: &[u8],
+        data: Arc<[u8]>,
+        keep: Keep,
+        held: Option<HeldRoom<'_, D>>,
+    ) {
+        let dirty_before = state.dirty;
+        let room_before = state.pending_bytes + state.held_pending;
+        if let Some(held) = held {
+            held.release(&mut state);
+        }
+        let wake_writer = state.insert(key, data, keep);
+        if state.pending_bytes + state.held_pending < room_before {
+            // A waiting value was replaced by a smaller or unwritten one.
+            self.shared.room.notify_all();
+        }
+        let wake_waiters = dirty_before > 0 && state.dirty == 0;
+        drop(state);
         if wake_writer {
             self.shared.work.notify_one();
         }
         if wake_waiters {
             self.shared.progress.notify_all();
         }
-        Ok(())
     }
 
     /// Waits until a dirty value of `len` bytes for `key` fits under the
-    /// bound (or nothing else waits), as `wait` allows.
+    /// bound (or nothing else waits or is held), as `wait` allows.
     fn wait_for_room(
         &self,
-        state: &mut parking_lot::MutexGuard<'_, State<D>>,
+        state: &mut MutexGuard<'_, State<D>>,
         key: &[u8],
         len: u64,
         wait: Wait,
     ) -> Result<()> {
         let limit = self.shared.config.max_pending_bytes;
+        let mut counted = false;
         loop {
             let (would_be, others) = state.pending_with(key, len);
             if would_be <= limit || others == 0 {
@@ -352,14 +442,23 @@ where
             if !state.writer_alive {
                 return Err(Error::WriterStopped);
             }
-            let full = Error::Full {
-                waiting: others,
-                len,
-                limit,
+            let deadline = match wait {
+                Wait::No => {
+                    return Err(Error::Full {
+                        waiting: others,
+                        len,
+                        limit,
+                    });
+                }
+                Wait::Until(deadline) => Some(deadline),
+                Wait::Forever => None,
             };
-            match wait {
-                Wait::No => return Err(full),
-                Wait::Until(deadline) => {
+            if !counted {
+                state.stats.room_waits += 1;
+                counted = true;
+            }
+            match deadline {
+                Some(deadline) => {
                     if self.shared.room.wait_until(state, deadline).timed_out() {
                         let (would_be, others) = state.pending_with(key, len);
                         if would_be <= limit || others == 0 {
@@ -372,7 +471,7 @@ where
                         });
                     }
                 }
-                Wait::Forever => self.shared.room.wait(state),
+                None => self.shared.room.wait(state),
             }
         }
     }
@@ -791,8 +890,9 @@ where
         self.shared.state.lock().holes.holes().collect()
     }
 
-    /// Bytes of values waiting to be written (what
-    /// [`Builder::max_pending_bytes`] bounds).
+    /// Bytes of values waiting to be written. With the bytes of values
+    /// that `add` calls are copying in at the moment, this is what
+    /// [`Builder::max_pending_bytes`] bounds.
     ///
     /// ```
     /// use std::time::Duration;
@@ -910,7 +1010,9 @@ where
     /// timeout.
     ///
     /// # Errors
-    /// [`Error::DefragFailed`] when it failed (the old file stays in use);
+    /// [`Error::DefragFailed`] when it failed (the old file stays in use),
+    /// for instance with no room for a second copy and too few free blocks
+    /// to compact in place (see the crate docs for what that needs);
     /// [`Error::WriterStopped`] if the writer thread died.
     ///
     /// ```
@@ -1012,5 +1114,37 @@ where
             .field("size_on_disk", &state.holes.end())
             .field("dirty", &state.dirty)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blockdev::MemDevice;
+
+    #[test]
+    fn room_held_for_a_copy_that_never_arrives_is_given_back() {
+        let cache = Builder::with_file_factory(|| Ok(MemDevice::new()))
+            .max_pending_bytes(100)
+            .build()
+            .unwrap();
+        cache.shared.state.lock().hold_room(Keep::Spill, 100);
+        let held = HeldRoom {
+            shared: &cache.shared,
+            keep: Keep::Spill,
+            len: 100,
+        };
+        assert!(matches!(
+            cache.try_add(b"k", &[0; 10]),
+            Err(Error::Full { waiting: 100, .. })
+        ));
+        // The copy panics: its hold is dropped, not released into a value.
+        let copy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = held;
+            panic!("the copy failed (expected by the test)");
+        }));
+        assert!(copy.is_err());
+        assert_eq!(cache.shared.state.lock().held_pending, 0);
+        cache.try_add(b"k", &[0; 10]).unwrap();
     }
 }

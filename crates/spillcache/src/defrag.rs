@@ -214,7 +214,10 @@ struct Candidate {
 /// Moves written values down into holes of the same file, the values at the
 /// highest offsets first (they hold the end of data up), each to the lowest
 /// hole that takes it. Needs room for one value at a time, not a second
-/// file. Freed space is punched and the tail cut after every move.
+/// file: the holes were punched, so a move needs the whole blocks of the
+/// hole it fills free in the file system (at most the value's length in
+/// blocks, plus one). Freed space is punched and the tail cut after every
+/// move, so the next move finds the blocks of the last.
 fn compact_in_place<D>(guard: &mut MutexGuard<'_, State<D>>) -> io::Result<Outcome>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
@@ -318,6 +321,11 @@ where
         let copied = MutexGuard::unlocked(guard, || {
             blockdev::copy_range(&**file, c.offset, &**file, to, c.len)
         });
+        if Arc::ptr_eq(file, &guard.file) {
+            // The copy may have written past a cut that a `clear` made
+            // meanwhile: `finish` cuts the file back to the end of data.
+            guard.file_len = guard.file_len.max(to.saturating_add(c.len));
+        }
         if guard.file_epoch != epoch {
             // `clear` forgot the reservation and the entry.
             return Ok(Step::Stop);

@@ -61,7 +61,8 @@ pub enum Error {
     /// Returned by `try_add` at once and by `add_timeout` at its timeout;
     /// `add` waits instead.
     Full {
-        /// Bytes of other values waiting to be written.
+        /// Bytes of other values waiting to be written (or being copied
+        /// in by other calls).
         waiting: u64,
         /// Bytes of the value refused.
         len: u64,

@@ -47,7 +47,10 @@
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and
-//!   [`SpillCache::add_timeout`] waits at most its timeout. Memory-only
+//!   [`SpillCache::add_timeout`] waits at most its timeout. Room comes
+//!   first, the copy after: a caller that waits, or is refused, holds no
+//!   copy of its value, and a value being copied in counts against the
+//!   bound while it is copied. Memory-only
 //!   values are never written, so waiting would not help them: they have
 //!   their own bound, [`Builder::max_memory_only_bytes`] (default none).
 //! - A write that fails (`ENOSPC`, `EIO`, a short write) leaves the value in
@@ -72,6 +75,18 @@
 //!   lock only if the value is unchanged, so a value stays readable, and
 //!   never as wrong bytes, throughout. A failed defragmentation keeps the
 //!   old file and backs off.
+//! - Compacting in place is not free of space: the holes values move into
+//!   were punched (their blocks given back to the file system, which may
+//!   have handed them to other files), so each move needs the file system
+//!   to have free the whole blocks of the hole it fills: at most the
+//!   value's length rounded up to whole blocks, plus one (and what the
+//!   file system needs for its own metadata). The old place is punched, or
+//!   cut from the tail, before the next move, so the need is that of the
+//!   largest value that moves, not their sum. On a file system with fewer
+//!   free blocks the move fails with `ENOSPC`, the defragmentation with it
+//!   ([`Error::DefragFailed`]), and the values stay where they were. Holes
+//!   never punched (on a device that cannot punch, or no whole block) need
+//!   no new blocks.
 //! - [`SpillCache::clear`] truncates the file before returning.
 //! - No option can make the writer panic: [`Builder::build`] refuses values
 //!   out of range with [`Error::InvalidOption`], and time arithmetic is

@@ -60,13 +60,21 @@ pub(crate) struct State<D> {
     pub(crate) pending_bytes: u64,
     /// Bytes of memory-only values (bounded by `max_memory_only_bytes`).
     pub(crate) memory_only_bytes: u64,
-    /// Freed regions of the current file to give back to the file system,
-    /// as whole holes. The writer punches them before it reserves space
-    /// again, so a listed region is still free when it is punched.
+    /// Bytes of values that `add` calls are copying in without the lock,
+    /// held against `max_pending_bytes` (room first, then the copy, so a
+    /// caller that waits holds no copy). `clear` keeps them: those values
+    /// arrive after it.
+    pub(crate) held_pending: u64,
+    /// The same for memory-only values and `max_memory_only_bytes`.
+    pub(crate) held_memory_only: u64,
+    /// Whole blocks of the current file's holes to give back to the file
+    /// system, each listed once, by the free that made it whole. The
+    /// writer punches them before it reserves space again, so a listed
+    /// block is still free when it is punched.
     pub(crate) to_punch: Vec<(u64, u64)>,
-    /// Freed regions shorter than this are not listed for punching
+    /// The file system's block size, the unit holes are punched in
     /// (`u64::MAX`: the device cannot punch holes).
-    pub(crate) punch_min: u64,
+    pub(crate) punch_block: u64,
     /// Space was freed since the last failed write: retry now.
     pub(crate) space_freed: bool,
     pub(crate) holes: HoleIndex,
@@ -159,9 +167,9 @@ pub(crate) enum Keep {
 }
 
 impl<D> State<D> {
-    /// `punch_min`: the smallest freed region worth punching (`u64::MAX`
-    /// for a device that cannot punch holes).
-    pub(crate) fn new(file: D, config: &Config, punch_min: u64) -> Self {
+    /// `punch_block`: the file system's block size (`u64::MAX` for a
+    /// device that cannot punch holes).
+    pub(crate) fn new(file: D, config: &Config, punch_block: u64) -> Self {
         State {
             file: Arc::new(file),
             file_epoch: 0,
@@ -172,8 +180,10 @@ impl<D> State<D> {
             writing: None,
             pending_bytes: 0,
             memory_only_bytes: 0,
+            held_pending: 0,
+            held_memory_only: 0,
             to_punch: Vec::new(),
-            punch_min,
+            punch_block,
             space_freed: false,
             holes: HoleIndex::new(config.small_hole_threshold),
             disk_bytes: 0,
@@ -268,8 +278,9 @@ impl<D> State<D> {
         }
     }
 
-    /// The bytes that would wait to be written if `key` got a dirty value
-    /// of `len` bytes, and those of them that belong to other keys.
+    /// The bytes that would wait to be written (or be held for values
+    /// being copied in) if `key` got a dirty value of `len` bytes, and
+    /// those of them that belong to other keys.
     pub(crate) fn pending_with(&self, key: &[u8], len: u64) -> (u64, u64) {
         let own = self
             .entries
@@ -277,12 +288,12 @@ impl<D> State<D> {
             .and_then(|slot| self.entries.get(slot))
             .filter(|e| matches!(e.place, Place::Dirty(_)))
             .map_or(0, |e| e.len);
-        let others = self.pending_bytes - own;
+        let others = self.pending_bytes - own + self.held_pending;
         (others.saturating_add(len), others)
     }
 
-    /// The memory-only bytes there would be if `key` got a memory-only value
-    /// of `len` bytes.
+    /// The memory-only bytes there would be (held ones included) if `key`
+    /// got a memory-only value of `len` bytes.
     pub(crate) fn memory_only_with(&self, key: &[u8], len: u64) -> u64 {
         let own = self
             .entries
@@ -290,7 +301,24 @@ impl<D> State<D> {
             .and_then(|slot| self.entries.get(slot))
             .filter(|e| matches!(e.place, Place::MemoryOnly(_)))
             .map_or(0, |e| e.len);
-        (self.memory_only_bytes - own).saturating_add(len)
+        (self.memory_only_bytes - own + self.held_memory_only).saturating_add(len)
+    }
+
+    /// Holds room for a value of `len` bytes that a caller copies in
+    /// without the lock (`keep`: under which bound).
+    pub(crate) fn hold_room(&mut self, keep: Keep, len: u64) {
+        match keep {
+            Keep::Spill => self.held_pending += len,
+            Keep::MemoryOnly => self.held_memory_only += len,
+        }
+    }
+
+    /// Gives back room held with [`hold_room`](Self::hold_room).
+    pub(crate) fn release_room(&mut self, keep: Keep, len: u64) {
+        match keep {
+            Keep::Spill => self.held_pending -= len,
+            Keep::MemoryOnly => self.held_memory_only -= len,
+        }
     }
 
     /// Reserves `len` bytes of the file for a write.
@@ -312,8 +340,9 @@ impl<D> State<D> {
     }
 
     /// Returns file space; when nothing is left in the file, every hole
-    /// (tracked or not) goes and the end of data returns to 0. The hole the
-    /// region becomes part of is listed for punching.
+    /// (tracked or not) goes and the end of data returns to 0. The blocks
+    /// the region completes, in the hole it becomes part of, are listed for
+    /// punching.
     pub(crate) fn free_region(&mut self, offset: u64, len: u64) {
         self.disk_bytes -= len;
         self.space_freed = true;
@@ -324,9 +353,9 @@ impl<D> State<D> {
         self.holes.free(offset, len);
         if offset < self.holes.end() {
             // An untracked (small) hole is free all the same.
-            let (start, hole_len) = self.holes.containing(offset).unwrap_or((offset, len));
-            if hole_len >= self.punch_min {
-                self.to_punch.push((start, hole_len));
+            let hole = self.holes.containing(offset).unwrap_or((offset, len));
+            if let Some(blocks) = blocks_completed(hole, (offset, len), self.punch_block) {
+                self.to_punch.push(blocks);
             }
         }
     }
@@ -543,9 +572,29 @@ impl<D> State<D> {
     }
 }
 
+/// The whole blocks of `hole` that `region` (just freed into it) overlaps,
+/// as `(offset, length)`, if any: exactly the blocks the free made whole,
+/// since each held a byte of the region before. So every block is listed
+/// by one free only, however many neighbours are freed around it, and the
+/// hole's other blocks (punched before) are not punched again.
+fn blocks_completed(hole: (u64, u64), region: (u64, u64), block: u64) -> Option<(u64, u64)> {
+    if block == 0 || block == u64::MAX {
+        return None;
+    }
+    let (hole_start, hole_stop) = (hole.0, hole.0.checked_add(hole.1)?);
+    let (region_start, region_stop) = (region.0, region.0.checked_add(region.1)?);
+    let start = hole_start
+        .div_ceil(block)
+        .checked_mul(block)?
+        .max(region_start / block * block);
+    let stop = (hole_stop / block * block).min(region_stop.div_ceil(block).saturating_mul(block));
+    (stop > start).then(|| (start, stop - start))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn backoff_doubles_up_to_the_maximum() {
@@ -596,6 +645,83 @@ mod tests {
         state.insert(b"k", Arc::from(&b"w"[..]), Keep::Spill);
         assert_eq!(state.queue.len(), 2);
         state.check().unwrap();
+    }
+
+    const BLOCK: u64 = 4096;
+
+    /// Merges sorted, disjoint `(offset, length)` ranges that touch.
+    fn merged(ranges: impl IntoIterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (offset, len) in ranges {
+            match out.last_mut() {
+                Some((start, have)) if *start + *have == offset => *have += len,
+                _ => out.push((offset, len)),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Regions of `lens` laid end to end, the first `count` of `order`
+        /// freed (the last region stays, so the end of data never moves):
+        /// the blocks listed for punching are whole, each listed once, and
+        /// together exactly the whole blocks of the freed space.
+        #[test]
+        fn each_block_of_freed_space_is_listed_for_punching_once(
+            (lens, order, count) in prop::collection::vec(1u64..20_000, 2..40)
+                .prop_flat_map(|lens| {
+                    let n = lens.len();
+                    let order: Vec<usize> = (0..n - 1).collect();
+                    (Just(lens), Just(order).prop_shuffle(), 0..n)
+                })
+        ) {
+            let mut state = State::new((), &Config::default(), BLOCK);
+            let regions: Vec<(u64, u64)> = lens.iter().map(|&len| (state.reserve(len), len)).collect();
+            let mut freed = Vec::new();
+            for &i in &order[..count] {
+                let (offset, len) = regions[i];
+                state.free_region(offset, len);
+                freed.push((offset, len));
+            }
+            state.holes.check().map_err(TestCaseError::fail)?;
+
+            let mut listed = state.to_punch.clone();
+            listed.sort_unstable();
+            for pair in listed.windows(2) {
+                prop_assert!(pair[0].0 + pair[0].1 <= pair[1].0, "listed twice: {:?}", pair);
+            }
+            for &(offset, len) in &listed {
+                prop_assert!(len > 0 && offset % BLOCK == 0 && len % BLOCK == 0, "{offset}+{len}");
+            }
+            freed.sort_unstable();
+            let whole_blocks: Vec<(u64, u64)> = merged(freed.iter().copied())
+                .into_iter()
+                .filter_map(|(offset, len)| {
+                    let start = offset.div_ceil(BLOCK) * BLOCK;
+                    let stop = (offset + len) / BLOCK * BLOCK;
+                    (stop > start).then(|| (start, stop - start))
+                })
+                .collect();
+            prop_assert_eq!(merged(listed.iter().copied()), whole_blocks);
+            let listed_bytes: u64 = listed.iter().map(|r| r.1).sum();
+            let freed_bytes: u64 = freed.iter().map(|r| r.1).sum();
+            prop_assert!(listed_bytes <= freed_bytes);
+        }
+    }
+
+    #[test]
+    fn a_device_that_cannot_punch_lists_nothing() {
+        let mut state = State::new((), &Config::default(), u64::MAX);
+        let a = state.reserve(1 << 20);
+        state.reserve(1);
+        state.free_region(a, 1 << 20);
+        assert!(state.to_punch.is_empty());
+        assert_eq!(blocks_completed((0, 100), (0, 100), 0), None);
+        assert_eq!(
+            blocks_completed((u64::MAX - 10, 10), (u64::MAX - 10, 10), BLOCK),
+            None,
+            "no whole block near the top, and no overflow"
+        );
     }
 
     #[test]

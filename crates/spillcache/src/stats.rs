@@ -42,4 +42,8 @@ pub struct Stats {
     pub corrupt_reads: u64,
     /// Reads the device failed.
     pub read_errors: u64,
+    /// Calls of `add` (or `add_timeout`, `add_shared`) that found the bytes
+    /// waiting to be written at [`Builder::max_pending_bytes`](crate::Builder::max_pending_bytes)
+    /// and waited for room (backpressure).
+    pub room_waits: u64,
 }
