@@ -88,12 +88,16 @@
 //! inside an async task ([`Error::InsideRuntime`]).
 #![forbid(unsafe_code)]
 
+mod builder;
 mod counting;
 mod device;
 mod error;
+mod location;
 mod runtime;
 
+pub use builder::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_TIMEOUT, ObjectDeviceBuilder};
+pub use bytes::Bytes;
 pub use counting::{CountingStore, RequestCounts, RequestHook};
-pub use device::{DEFAULT_PART_SIZE, Identity, ObjectDevice};
+pub use device::{DEFAULT_DEADLINE, DEFAULT_PART_SIZE, Identity, MIN_PART_SIZE, ObjectDevice};
 pub use error::Error;
 pub use object_store;
