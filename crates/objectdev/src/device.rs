@@ -90,17 +90,22 @@ impl From<&ObjectMeta> for Identity {
 ///   is returned, so caches above never mix versions. Call
 ///   [`refresh`](Self::refresh) to adopt the new version, then drop the
 ///   caches above (`PageCache::invalidate_all`, `SpillTier::clear`).
-/// - Errors keep the store's message; retries and timeouts are
-///   object_store's (set through its options, e.g. `AWS_TIMEOUT`).
+/// - Errors keep the store's message. Each read has a deadline
+///   ([`DEFAULT_DEADLINE`]); retries are the store's (for a store opened
+///   by URL, [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) within
+///   [`DEFAULT_RETRY_TIMEOUT`](crate::DEFAULT_RETRY_TIMEOUT); see
+///   [`ObjectDevice::builder`]).
 ///
 /// # Runtime
-/// object_store is async; reads block the calling thread on a tokio
-/// runtime. The constructors [`open`](Self::open) and [`new`](Self::new)
-/// start the device's own multi-thread runtime with 2 worker threads (shut
-/// down when the device is dropped); [`with_handle`](Self::with_handle)
-/// uses the caller's runtime instead. Either way, reading from inside an
-/// async task is refused with [`Error::InsideRuntime`]: use
-/// `spawn_blocking`.
+/// object_store is async; requests run as tasks of a tokio runtime. The
+/// constructors [`open`](Self::open) and [`new`](Self::new) start the
+/// device's own multi-thread runtime with 2 worker threads (shut down when
+/// the device is dropped); [`with_handle`](Self::with_handle) uses the
+/// caller's instead. Blocking reads work from plain threads,
+/// `spawn_blocking`, `block_in_place` and threads inside `Runtime::enter`,
+/// and are refused with [`Error::InsideRuntime`] on a thread that runs
+/// async tasks; there, await [`read_at_async`](Self::read_at_async) or
+/// [`read_ranges`](Self::read_ranges).
 ///
 /// ```
 /// use blockdev::ReadAt;
