@@ -17,8 +17,9 @@ const OWN_WORKER_THREADS: usize = 2;
 /// The runtime a device's requests run on, as tasks.
 #[derive(Debug)]
 pub(crate) enum Executor {
-    /// A runtime the device started and shuts down when dropped.
-    Own(Option<Runtime>),
+    /// A runtime the device started and shuts down when dropped (boxed: a
+    /// device is moved around, and kept in enums beside small devices).
+    Own(Option<Box<Runtime>>),
     /// A runtime the caller owns.
     Borrowed(Handle),
 }
@@ -31,7 +32,7 @@ impl Executor {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        Ok(Executor::Own(Some(runtime)))
+        Ok(Executor::Own(Some(Box::new(runtime))))
     }
 
     /// The caller's runtime, if its tasks run without anyone blocking on it.
