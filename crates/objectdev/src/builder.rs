@@ -142,7 +142,8 @@ impl ObjectDeviceBuilder {
 
     /// Reads this version of the object (S3's `versionId`; what
     /// object_store's `GetOptions::version` means for the store) instead
-    /// of the latest.
+    /// of the latest. Opening fails with [`Error::InvalidOption`] if the
+    /// store does not answer for that version (it ignores versions).
     ///
     /// ```
     /// let builder = objectdev::ObjectDevice::builder().version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY");

@@ -604,6 +604,20 @@ fn head(
     let (store, path) = (Arc::clone(store), path.clone());
     let head = async move { Ok(store.get_opts(&path, options).await?) };
     let result = executor.block_on(with_deadline(settings.deadline, head))??;
+    // A store that ignores the version asked for (local files, memory,
+    // s3s-fs) answers for the latest: refuse rather than read it.
+    if let Some(wanted) = &settings.version
+        && result.meta.version.as_deref() != Some(wanted.as_str())
+    {
+        return Err(Error::InvalidOption {
+            option: "version",
+            reason: format!(
+                "the store answered for version {:?}, not {wanted:?}: it does not serve \
+                 object versions, and would read the latest",
+                result.meta.version.as_deref().unwrap_or("none")
+            ),
+        });
+    }
     Ok(Identity::from(&result.meta))
 }
 

@@ -91,14 +91,38 @@ fn a_version_is_kept_or_refused_never_dropped() {
 }
 
 #[test]
-fn an_s3_version_is_kept() {
+fn a_version_the_store_does_not_serve_is_refused() {
+    // s3s-fs, like local files and memory, ignores versionId and would
+    // answer with the latest object.
     let server = testsupport::s3::S3Server::start();
     let key = testsupport::s3::unique_key("version");
     testsupport::s3::upload(&server.store(), &key, b"versioned");
     let url = format!("{}?versionId=v1", server.url(key.as_ref()));
-    let device = ObjectDevice::open_with_options(&url, server.url_options()).unwrap();
-    assert_eq!(device.version(), Some("v1"));
-    assert_eq!(device.path(), &key, "the query is not part of the key");
+    let err = ObjectDevice::open_with_options(&url, server.url_options()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "version",
+                ..
+            } | Error::Store(_)
+        ),
+        "{err}"
+    );
+    let err = ObjectDevice::builder()
+        .version("v1")
+        .build_from_bytes(vec![1])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "version",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
