@@ -1,7 +1,7 @@
 //! ext4 images made by `mkfs.ext4`, read by the `ext4-super` example's
 //! code and compared with `dumpe2fs -h`.
 
-#[path = "../../examples/ext4_super/superblock.rs"]
+#[path = "../../ext4_super/superblock.rs"]
 mod superblock;
 
 use std::collections::HashMap;

@@ -3,8 +3,8 @@
 //! through a `PageCache` and bincodec's getters.
 //!
 //! ```text
-//! cargo run -p pagecache --example sqlite-header -- app.db
-//! cargo run -p pagecache --example sqlite-header -- s3://bucket/app.db
+//! cargo run -p examples --example sqlite-header -- app.db
+//! cargo run -p examples --example sqlite-header -- s3://bucket/app.db
 //! ```
 //!
 //! An object URL is read with `objectdev`, the store's options taken from

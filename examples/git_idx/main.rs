@@ -3,9 +3,9 @@
 //! files through a `PageCache` and bincodec's getters.
 //!
 //! ```text
-//! cargo run -p pagecache --example git-idx -- .git/objects/pack/pack-*.idx \
+//! cargo run -p examples --example git-idx -- .git/objects/pack/pack-*.idx \
 //!     --pack .git/objects/pack/pack-*.pack
-//! cargo run -p pagecache --example git-idx -- s3://bucket/pack.idx --pack s3://bucket/pack.pack
+//! cargo run -p examples --example git-idx -- s3://bucket/pack.idx --pack s3://bucket/pack.pack
 //! ```
 //!
 //! Output: a `#` summary line, then per object `<sha1> <offset> <crc32>`,

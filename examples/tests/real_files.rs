@@ -15,7 +15,7 @@
 mod ext4;
 #[path = "real_files/git.rs"]
 mod git;
-#[path = "../examples/common/input.rs"]
+#[path = "../common/input.rs"]
 mod input;
 #[path = "real_files/object.rs"]
 mod object;

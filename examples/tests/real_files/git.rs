@@ -2,11 +2,11 @@
 //! by the `git-idx` example's code and compared with `git show-index` and
 //! `git verify-pack -v`.
 
-#[path = "../../examples/git_idx/idx.rs"]
+#[path = "../../git_idx/idx.rs"]
 mod idx;
-#[path = "../../examples/git_idx/listing.rs"]
+#[path = "../../git_idx/listing.rs"]
 mod listing;
-#[path = "../../examples/git_idx/pack.rs"]
+#[path = "../../git_idx/pack.rs"]
 mod pack;
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! SQLite databases made by the `sqlite3` shell, read by the
 //! `sqlite-header` example's code and compared with the shell's pragmas.
 
-#[path = "../../examples/sqlite_header/header.rs"]
+#[path = "../../sqlite_header/header.rs"]
 mod header;
 
 use std::fs;

@@ -3,8 +3,8 @@
 //! read through a `PageCache` and bincodec's getters.
 //!
 //! ```text
-//! cargo run -p pagecache --example ext4-super -- disk.img
-//! cargo run -p pagecache --example ext4-super -- s3://bucket/disk.img
+//! cargo run -p examples --example ext4-super -- disk.img
+//! cargo run -p examples --example ext4-super -- s3://bucket/disk.img
 //! ```
 //!
 //! The lines are named as `dumpe2fs -h` names them. An object URL is read
