@@ -2,12 +2,15 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use blockdev::ReadAt;
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use object_store::{GetOptions, GetRange, OBJECT_STORE_COALESCE_DEFAULT, ObjectMeta, ObjectStore};
 use parking_lot::RwLock;
 use tokio::runtime::Handle;
 
@@ -22,14 +25,28 @@ use crate::runtime::Executor;
 /// ```
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
 
+/// The smallest part size [`ObjectDevice::with_part_size`] accepts: 64 KiB,
+/// so a 1 MiB read is at most 16 GETs (a GET costs tens of milliseconds
+/// whatever its size).
+///
+/// ```
+/// assert_eq!(objectdev::MIN_PART_SIZE, 64 << 10);
+/// ```
+pub const MIN_PART_SIZE: u64 = 64 << 10;
+
+/// Default deadline of one read, all its parts and retries included: 20 s.
+/// A cache in front of the store would rather fail a read (and let the
+/// caller retry or fall back) than hold it for object_store's 3 minutes.
+///
+/// ```
+/// assert_eq!(objectdev::DEFAULT_DEADLINE, std::time::Duration::from_secs(20));
+/// ```
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Most GETs of one read in flight at once (as object_store's
 /// `get_ranges` bounds its own), so a tiny part size cannot open thousands
 /// of connections.
 const MAX_PARTS_IN_FLIGHT: usize = 16;
-
-/// Prefixes of the environment variables [`ObjectDevice::open`] passes to
-/// the store as options (lower-cased, as object_store's keys are).
-const ENV_PREFIXES: [&str; 1] = ["AWS_"];
 
 /// What identifies the object a device reads: its size and ETag, from one
 /// HEAD when the device is opened (or [refreshed](ObjectDevice::refresh)).
@@ -73,17 +90,22 @@ impl From<&ObjectMeta> for Identity {
 ///   is returned, so caches above never mix versions. Call
 ///   [`refresh`](Self::refresh) to adopt the new version, then drop the
 ///   caches above (`PageCache::invalidate_all`, `SpillTier::clear`).
-/// - Errors keep the store's message; retries and timeouts are
-///   object_store's (set through its options, e.g. `AWS_TIMEOUT`).
+/// - Errors keep the store's message. Each read has a deadline
+///   ([`DEFAULT_DEADLINE`]); retries are the store's (for a store opened
+///   by URL, [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) within
+///   [`DEFAULT_RETRY_TIMEOUT`](crate::DEFAULT_RETRY_TIMEOUT); see
+///   [`ObjectDevice::builder`]).
 ///
 /// # Runtime
-/// object_store is async; reads block the calling thread on a tokio
-/// runtime. The constructors [`open`](Self::open) and [`new`](Self::new)
-/// start the device's own multi-thread runtime with 2 worker threads (shut
-/// down when the device is dropped); [`with_handle`](Self::with_handle)
-/// uses the caller's runtime instead. Either way, reading from inside an
-/// async task is refused with [`Error::InsideRuntime`]: use
-/// `spawn_blocking`.
+/// object_store is async; requests run as tasks of a tokio runtime. The
+/// constructors [`open`](Self::open) and [`new`](Self::new) start the
+/// device's own multi-thread runtime with 2 worker threads (shut down when
+/// the device is dropped); [`with_handle`](Self::with_handle) uses the
+/// caller's instead. Blocking reads work from plain threads,
+/// `spawn_blocking`, `block_in_place` and threads inside `Runtime::enter`,
+/// and are refused with [`Error::InsideRuntime`] on a thread that runs
+/// async tasks; there, await [`read_at_async`](Self::read_at_async) or
+/// [`read_ranges`](Self::read_ranges).
 ///
 /// ```
 /// use blockdev::ReadAt;
@@ -101,82 +123,39 @@ pub struct ObjectDevice {
     path: Path,
     identity: RwLock<Identity>,
     part_size: u64,
+    settings: Settings,
     executor: Executor,
 }
 
+/// What a device is opened with besides its store and path.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// Longest time one read (or HEAD) may take, retries included.
+    pub(crate) deadline: Duration,
+    /// The version of the object to read; `None` for the latest.
+    pub(crate) version: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            deadline: DEFAULT_DEADLINE,
+            version: None,
+        }
+    }
+}
+
+/// What one read asks of the store, owned, so that it runs as a task of
+/// the device's runtime.
+#[derive(Clone)]
+struct Request {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    identity: Identity,
+    version: Option<String>,
+}
+
 impl ObjectDevice {
-    /// Opens the object a URL names: `s3://bucket/key`, `file:///path`,
-    /// `memory:///key` (an empty store), with options for the store taken
-    /// from the environment: every `AWS_*` variable, lower-cased, as
-    /// object_store's `parse_url_opts` reads them (`AWS_ENDPOINT`,
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-    /// `AWS_ALLOW_HTTP`, `AWS_TIMEOUT`, ...). Starts the device's own
-    /// runtime and makes one HEAD request.
-    ///
-    /// # Errors
-    /// [`Error::InvalidUrl`] for a URL that does not parse or names an
-    /// unsupported store; [`Error::Store`] when the store cannot be built
-    /// or the HEAD fails (`NotFound` for a missing object).
-    ///
-    /// ```
-    /// use blockdev::ReadAt;
-    ///
-    /// let path = std::env::temp_dir().join(format!("objectdev-doc-{}", std::process::id()));
-    /// std::fs::write(&path, b"local bytes")?;
-    /// let dev = objectdev::ObjectDevice::open(&format!("file://{}", path.display()))?;
-    /// assert_eq!(dev.size()?, 11);
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn open(url: &str) -> Result<Self, Error> {
-        Self::open_with_options(url, env_options())
-    }
-
-    /// Opens the object a URL names with the given store options (keys as
-    /// object_store's `parse_url_opts` takes them, e.g.
-    /// `("aws_endpoint", "http://127.0.0.1:9000")`), and nothing from the
-    /// environment.
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    ///
-    /// ```
-    /// let err = objectdev::ObjectDevice::open_with_options("memory:///absent", [("k", "v")]);
-    /// assert!(matches!(err, Err(objectdev::Error::Store(object_store::Error::NotFound { .. }))));
-    /// ```
-    pub fn open_with_options<I, K, V>(url: &str, options: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: Into<String>,
-    {
-        let (store, path) = parse_url(url, options)?;
-        Self::new(store, path)
-    }
-
-    /// Writes `bytes` as the object at `url` (one PUT, replacing any object
-    /// there; options from the environment as for [`open`](Self::open)),
-    /// then opens it.
-    ///
-    /// # Errors
-    /// As [`open`](Self::open), and [`Error::Store`] when the PUT fails.
-    ///
-    /// ```
-    /// use blockdev::ReadAt;
-    ///
-    /// let path = std::env::temp_dir().join(format!("objectdev-create-{}", std::process::id()));
-    /// let dev = objectdev::ObjectDevice::create(&format!("file://{}", path.display()), b"new".to_vec())?;
-    /// assert_eq!(dev.size()?, 3);
-    /// std::fs::remove_file(&path)?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn create(url: &str, bytes: Vec<u8>) -> Result<Self, Error> {
-        let (store, path) = parse_url(url, env_options())?;
-        let executor = Executor::own()?;
-        executor.block_on(store.put_opts(&path, bytes.into(), Default::default()))??;
-        Self::with_executor(store, path, executor)
-    }
-
     /// A device over `path` in `store`, with its own runtime; makes one HEAD
     /// request.
     ///
@@ -199,17 +178,24 @@ impl ObjectDevice {
     /// # Ok::<(), objectdev::Error>(())
     /// ```
     pub fn new(store: Arc<dyn ObjectStore>, path: Path) -> Result<Self, Error> {
-        Self::with_executor(store, path, Executor::own()?)
+        Self::assemble(store, path, Executor::own()?, Settings::default())
     }
 
-    /// A device over `path` in `store` whose requests run on the caller's
-    /// runtime (`handle`); makes one HEAD request. The device blocks the
-    /// calling thread, so it must not be used from one of that runtime's
-    /// tasks (see [`Error::InsideRuntime`]).
+    /// A device over `path` in `store` whose requests run as tasks of the
+    /// caller's runtime (`handle`); makes one HEAD request.
+    ///
+    /// The runtime must be a multi-thread one built with `enable_all` (its
+    /// tasks run on their own, and the HTTP client needs its I/O and
+    /// timers), and must outlive the device: after it is dropped, reads
+    /// fail with [`Error::RuntimeGone`].
     ///
     /// # Errors
-    /// [`Error::Store`] when the HEAD fails; [`Error::InsideRuntime`] when
-    /// called from inside a runtime.
+    /// [`Error::UnusableRuntime`] for a current_thread runtime's handle (its
+    /// tasks run only while its owner blocks on it, so a read could wait
+    /// forever); [`Error::RuntimeGone`] when the runtime is shut down, or
+    /// its task fails for want of I/O or timers (the panic message is
+    /// printed by the panic hook); [`Error::Store`] when the HEAD fails;
+    /// [`Error::InsideRuntime`] when called from one of a runtime's tasks.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -228,7 +214,12 @@ impl ObjectDevice {
         path: Path,
         handle: Handle,
     ) -> Result<Self, Error> {
-        Self::with_executor(store, path, Executor::Borrowed(handle))
+        Self::assemble(
+            store,
+            path,
+            Executor::borrowed(handle)?,
+            Settings::default(),
+        )
     }
 
     /// A device over an in-memory object holding `bytes` (for examples and
@@ -246,21 +237,25 @@ impl ObjectDevice {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let path = Path::from("object");
         let executor = Executor::own()?;
-        executor.block_on(store.put_opts(&path, bytes.into(), Default::default()))??;
-        Self::with_executor(store, path, executor)
+        put(&executor, &store, &path, bytes)?;
+        Self::assemble(store, path, executor, Settings::default())
     }
 
-    fn with_executor(
+    /// A device over `path` in `store`, its requests run by `executor`;
+    /// makes one HEAD request.
+    pub(crate) fn assemble(
         store: Arc<dyn ObjectStore>,
         path: Path,
         executor: Executor,
+        settings: Settings,
     ) -> Result<Self, Error> {
-        let identity = head(&executor, store.as_ref(), &path)?;
+        let identity = head(&executor, &store, &path, &settings)?;
         Ok(ObjectDevice {
             store,
             path,
             identity: RwLock::new(identity),
             part_size: DEFAULT_PART_SIZE,
+            settings,
             executor,
         })
     }
@@ -270,23 +265,41 @@ impl ObjectDevice {
     /// [`DEFAULT_PART_SIZE`]).
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for 0.
+    /// [`Error::InvalidOption`] below [`MIN_PART_SIZE`] (64 KiB).
     ///
     /// ```
-    /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 10])?.with_part_size(4)?;
-    /// assert_eq!(dev.part_size(), 4);
-    /// assert!(objectdev::ObjectDevice::from_bytes(vec![])?.with_part_size(0).is_err());
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 10])?.with_part_size(1 << 20)?;
+    /// assert_eq!(dev.part_size(), 1 << 20);
+    /// assert!(objectdev::ObjectDevice::from_bytes(vec![])?.with_part_size(1).is_err());
     /// # Ok::<(), objectdev::Error>(())
     /// ```
     pub fn with_part_size(mut self, bytes: u64) -> Result<Self, Error> {
-        if bytes == 0 {
-            return Err(Error::InvalidOption {
-                option: "part_size",
-                reason: "must be at least 1 byte".into(),
-            });
-        }
+        check_part_size(bytes)?;
         self.part_size = bytes;
         Ok(self)
+    }
+
+    /// The deadline of one read (all its parts and retries).
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?;
+    /// assert_eq!(dev.deadline(), objectdev::DEFAULT_DEADLINE);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn deadline(&self) -> Duration {
+        self.settings.deadline
+    }
+
+    /// The version of the object this device reads (from `?versionId=` or
+    /// the builder), or `None` for the latest.
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?;
+    /// assert_eq!(dev.version(), None);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn version(&self) -> Option<&str> {
+        self.settings.version.as_deref()
     }
 
     /// The part size in bytes.
@@ -347,116 +360,275 @@ impl ObjectDevice {
     /// # Ok::<(), objectdev::Error>(())
     /// ```
     pub fn refresh(&self) -> Result<Identity, Error> {
-        let identity = head(&self.executor, self.store.as_ref(), &self.path)?;
+        let identity = head(&self.executor, &self.store, &self.path, &self.settings)?;
         *self.identity.write() = identity.clone();
         Ok(identity)
     }
 
-    /// Fills `buf` from `pos` (already clamped to the object) with one GET
-    /// per part, up to [`MAX_PARTS_IN_FLIGHT`] in flight at once.
-    fn read_parts(&self, identity: &Identity, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let part_size = usize::try_from(self.part_size).unwrap_or(usize::MAX);
-        let gets = buf.chunks_mut(part_size).enumerate().map(|(index, part)| {
-            let start = pos + (index * part_size) as u64;
-            self.get_part(identity, start, part)
-        });
-        let all = stream::iter(gets)
-            .buffer_unordered(MAX_PARTS_IN_FLIGHT)
-            .try_collect::<Vec<()>>();
-        self.executor.block_on(all)?.map(|_| ())
+    /// Reads into `buf` from `pos` (`read_at` of [`ReadAt`], without
+    /// blocking): the number of bytes read, short only at the end of the
+    /// object. One GET per part, as the blocking read; the GETs run on the
+    /// device's runtime, so this may be awaited from any executor, a tokio
+    /// worker included.
+    ///
+    /// # Errors
+    /// As the blocking read: [`Error::Store`], [`Error::ObjectChanged`],
+    /// [`Error::ShortResponse`], [`Error::Deadline`],
+    /// [`Error::RuntimeGone`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), objectdev::Error> {
+    /// let dev = tokio::task::spawn_blocking(|| objectdev::ObjectDevice::from_bytes(b"hello, object".to_vec()))
+    ///     .await
+    ///     .unwrap()?;
+    /// let mut buf = [0u8; 6];
+    /// assert_eq!(dev.read_at_async(7, &mut buf).await?, 6);
+    /// assert_eq!(&buf, b"object");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_at_async(&self, pos: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let (request, range) = match self.clamp(pos, buf.len()) {
+            Some(found) => found,
+            None => return Ok(0),
+        };
+        let parts = self.split(range.clone());
+        let deadline = self.settings.deadline;
+        let parts = self
+            .executor
+            .run(with_deadline(deadline, request.get_parts(parts)))
+            .await??;
+        Ok(copy_parts(&parts, buf))
     }
 
-    async fn get_part(&self, identity: &Identity, start: u64, out: &mut [u8]) -> Result<(), Error> {
-        let end = start + out.len() as u64;
+    /// Fetches several ranges of the object without blocking, as
+    /// object_store's `get_ranges` does: ranges less than 1 MiB apart are
+    /// merged into one GET (longer ones split into parts), up to 16 GETs in
+    /// flight. Returns one buffer per range, in the order asked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRange`] for a reversed range or one past the end of
+    /// the object (nothing is fetched); else as [`read_at_async`](Self::read_at_async).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), objectdev::Error> {
+    /// let dev = tokio::task::spawn_blocking(|| objectdev::ObjectDevice::from_bytes(b"0123456789".to_vec()))
+    ///     .await
+    ///     .unwrap()?;
+    /// let parts = dev.read_ranges(&[7..10, 0..2]).await?;
+    /// assert_eq!(parts, [&b"789"[..], &b"01"[..]]);
+    /// assert!(dev.read_ranges(&[5..11]).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, Error> {
+        let request = self.request();
+        let size = request.identity.size;
+        if let Some(bad) = ranges.iter().find(|r| r.start > r.end || r.end > size) {
+            return Err(Error::InvalidRange {
+                range: bad.clone(),
+                size,
+            });
+        }
+        let ranges = ranges.to_vec();
+        let part_size = self.part_size;
+        let fetch = async move {
+            object_store::coalesce_ranges(
+                &ranges,
+                |range| request.clone().get_joined(split(range, part_size)),
+                OBJECT_STORE_COALESCE_DEFAULT,
+            )
+            .await
+        };
+        let deadline = self.settings.deadline;
+        self.executor.run(with_deadline(deadline, fetch)).await?
+    }
+
+    /// What a read asks of the store now.
+    fn request(&self) -> Request {
+        Request {
+            store: Arc::clone(&self.store),
+            path: self.path.clone(),
+            identity: self.identity(),
+            version: self.settings.version.clone(),
+        }
+    }
+
+    /// The request and the range of a read of `len` bytes at `pos`, clamped
+    /// to the object; `None` when nothing is to be read.
+    fn clamp(&self, pos: u64, len: usize) -> Option<(Request, Range<u64>)> {
+        let request = self.request();
+        let size = request.identity.size;
+        if len == 0 || pos >= size {
+            return None;
+        }
+        let end = pos.saturating_add(len as u64).min(size);
+        Some((request, pos..end))
+    }
+
+    fn split(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        split(range, self.part_size)
+    }
+}
+
+/// Refuses a part size that would turn a read into a flood of GETs.
+pub(crate) fn check_part_size(bytes: u64) -> Result<(), Error> {
+    if bytes < MIN_PART_SIZE {
+        return Err(Error::InvalidOption {
+            option: "part_size",
+            reason: format!(
+                "{bytes} bytes would make one GET per {bytes} bytes read; \
+                 at least {MIN_PART_SIZE} (64 KiB)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `range` cut into parts of `part_size` bytes (the last one shorter).
+fn split(range: Range<u64>, part_size: u64) -> Vec<Range<u64>> {
+    (range.start..range.end)
+        .step_by(usize::try_from(part_size).unwrap_or(usize::MAX))
+        .map(|start| start..start.saturating_add(part_size).min(range.end))
+        .collect()
+}
+
+/// Copies `parts`, in order, to the front of `buf`; returns the bytes copied.
+fn copy_parts(parts: &[Bytes], buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    for part in parts {
+        buf[filled..filled + part.len()].copy_from_slice(part);
+        filled += part.len();
+    }
+    filled
+}
+
+/// `future`'s output, or [`Error::Deadline`] if it takes longer than `deadline`.
+async fn with_deadline<T>(
+    deadline: Duration,
+    future: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(deadline, future)
+        .await
+        .unwrap_or(Err(Error::Deadline { after: deadline }))
+}
+
+impl Request {
+    /// One GET per range, up to [`MAX_PARTS_IN_FLIGHT`] at once; the bytes
+    /// in the order of `ranges`.
+    async fn get_parts(self, ranges: Vec<Range<u64>>) -> Result<Vec<Bytes>, Error> {
+        let this = &self;
+        stream::iter(ranges)
+            .map(|range| this.get(range))
+            .buffered(MAX_PARTS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+
+    /// As [`get_parts`](Self::get_parts) for contiguous `ranges`, as one buffer.
+    async fn get_joined(self, ranges: Vec<Range<u64>>) -> Result<Bytes, Error> {
+        let parts = self.get_parts(ranges).await?;
+        Ok(match <[Bytes; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => Bytes::from(parts.concat()),
+        })
+    }
+
+    async fn get(&self, range: Range<u64>) -> Result<Bytes, Error> {
         let options = GetOptions {
-            range: Some(GetRange::Bounded(start..end)),
-            if_match: identity.e_tag.clone(),
+            range: Some(GetRange::Bounded(range.clone())),
+            if_match: self.identity.e_tag.clone(),
+            version: self.version.clone(),
             ..GetOptions::default()
         };
         let result = match self.store.get_opts(&self.path, options).await {
             Ok(result) => result,
-            Err(object_store::Error::Precondition { .. }) => {
-                return Err(self.changed(identity, None));
-            }
+            Err(object_store::Error::Precondition { .. }) => return Err(self.changed(None)),
             Err(e) => return Err(Error::Store(e)),
         };
         // Checked before any byte is taken: a server that ignores If-Match
         // still names the version it served.
-        if result.meta.e_tag != identity.e_tag || result.meta.size != identity.size {
-            return Err(self.changed(identity, result.meta.e_tag.clone()));
+        if result.meta.e_tag != self.identity.e_tag || result.meta.size != self.identity.size {
+            return Err(self.changed(result.meta.e_tag.clone()));
         }
         let bytes = result.bytes().await?;
-        if bytes.len() != out.len() {
+        let expected = range.end - range.start;
+        if bytes.len() as u64 != expected {
             return Err(Error::ShortResponse {
-                start,
-                expected: out.len() as u64,
+                start: range.start,
+                expected,
                 got: bytes.len() as u64,
             });
         }
-        out.copy_from_slice(&bytes);
-        Ok(())
+        Ok(bytes)
     }
 
-    fn changed(&self, identity: &Identity, found: Option<String>) -> Error {
+    fn changed(&self, found: Option<String>) -> Error {
         Error::ObjectChanged {
             path: self.path.to_string(),
-            expected: identity.e_tag.clone(),
+            expected: self.identity.e_tag.clone(),
             found,
         }
     }
 }
 
-/// The store options in the environment: every `AWS_*` variable, lower-cased.
-fn env_options() -> impl Iterator<Item = (String, String)> {
-    std::env::vars().filter_map(|(key, value)| {
-        ENV_PREFIXES
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
-            .then(|| (key.to_ascii_lowercase(), value))
-    })
+/// Writes `bytes` as the object at `path` (one PUT), on `executor`.
+pub(crate) fn put(
+    executor: &Executor,
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<(), Error> {
+    let (store, path) = (Arc::clone(store), path.clone());
+    executor.block_on(async move {
+        store
+            .put_opts(&path, bytes.into(), Default::default())
+            .await
+    })??;
+    Ok(())
 }
 
-/// The store and path a URL names, as object_store's `parse_url_opts` makes them.
-fn parse_url<I, K, V>(url: &str, options: I) -> Result<(Arc<dyn ObjectStore>, Path), Error>
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: AsRef<str>,
-    V: Into<String>,
-{
-    let invalid = |reason: String| Error::InvalidUrl {
-        url: url.to_owned(),
-        reason,
-    };
-    let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    let (store, path) = object_store::parse_url_opts(&parsed, options).map_err(|e| match e {
-        object_store::Error::Generic { .. } | object_store::Error::NotImplemented { .. } => {
-            invalid(e.to_string())
-        }
-        e => Error::Store(e),
-    })?;
-    Ok((Arc::from(store), path))
-}
-
-fn head(executor: &Executor, store: &dyn ObjectStore, path: &Path) -> Result<Identity, Error> {
+fn head(
+    executor: &Executor,
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    settings: &Settings,
+) -> Result<Identity, Error> {
     let options = GetOptions {
         head: true,
+        version: settings.version.clone(),
         ..GetOptions::default()
     };
-    let result = executor.block_on(store.get_opts(path, options))??;
+    let (store, path) = (Arc::clone(store), path.clone());
+    let head = async move { Ok(store.get_opts(&path, options).await?) };
+    let result = executor.block_on(with_deadline(settings.deadline, head))??;
+    // A store that ignores the version asked for (local files, memory,
+    // s3s-fs) answers for the latest: refuse rather than read it.
+    if let Some(wanted) = &settings.version
+        && result.meta.version.as_deref() != Some(wanted.as_str())
+    {
+        return Err(Error::InvalidOption {
+            option: "version",
+            reason: format!(
+                "the store answered for version {:?}, not {wanted:?}: it does not serve \
+                 object versions, and would read the latest",
+                result.meta.version.as_deref().unwrap_or("none")
+            ),
+        });
+    }
     Ok(Identity::from(&result.meta))
 }
 
 impl ReadAt for ObjectDevice {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let identity = self.identity();
-        if buf.is_empty() || pos >= identity.size {
+        let Some((request, range)) = self.clamp(pos, buf.len()) else {
             return Ok(0);
-        }
-        let len = buf
-            .len()
-            .min(usize::try_from(identity.size - pos).unwrap_or(usize::MAX));
-        self.read_parts(&identity, pos, &mut buf[..len])?;
-        Ok(len)
+        };
+        let fetch = with_deadline(self.settings.deadline, request.get_parts(self.split(range)));
+        let parts = self.executor.block_on(fetch)??;
+        Ok(copy_parts(&parts, buf))
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -56,11 +56,39 @@ pub enum Error {
         /// Bytes received.
         got: u64,
     },
-    /// A read was made from inside an async runtime, where blocking would
-    /// stall it: call from a blocking thread (`spawn_blocking`).
+    /// A blocking call was made from a thread that runs async tasks (a
+    /// tokio worker, or inside `block_on`), where blocking would stall
+    /// them: call it from `spawn_blocking` or `block_in_place`, or use the
+    /// async face ([`ObjectDevice::read_at_async`](crate::ObjectDevice::read_at_async)).
     InsideRuntime,
     /// The device's own runtime could not start.
     Runtime(io::Error),
+    /// The runtime handle given cannot run the device's requests.
+    UnusableRuntime {
+        /// Why.
+        reason: String,
+    },
+    /// The runtime the device's requests run on is gone (the borrowed
+    /// runtime was dropped), or a request's task failed on it (e.g. a
+    /// runtime without I/O or timers).
+    RuntimeGone {
+        /// What happened to the task.
+        reason: String,
+    },
+    /// A read (all its parts and retries) did not finish within the
+    /// device's deadline.
+    Deadline {
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// A range asked of [`read_ranges`](crate::ObjectDevice::read_ranges)
+    /// is reversed or ends past the object.
+    InvalidRange {
+        /// The range asked.
+        range: std::ops::Range<u64>,
+        /// The object's size.
+        size: u64,
+    },
 }
 
 impl Error {
@@ -90,12 +118,16 @@ impl Error {
     fn io_kind(&self) -> io::ErrorKind {
         use object_store::Error as S;
         match self {
-            Error::InvalidUrl { .. } | Error::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            Error::InvalidUrl { .. }
+            | Error::InvalidOption { .. }
+            | Error::UnusableRuntime { .. }
+            | Error::InvalidRange { .. } => io::ErrorKind::InvalidInput,
             Error::Store(S::NotFound { .. }) => io::ErrorKind::NotFound,
             Error::Store(S::PermissionDenied { .. } | S::Unauthenticated { .. }) => {
                 io::ErrorKind::PermissionDenied
             }
-            Error::Store(_) | Error::Runtime(_) => io::ErrorKind::Other,
+            Error::Store(_) | Error::Runtime(_) | Error::RuntimeGone { .. } => io::ErrorKind::Other,
+            Error::Deadline { .. } => io::ErrorKind::TimedOut,
             Error::ObjectChanged { .. } => io::ErrorKind::StaleNetworkFileHandle,
             Error::ShortResponse { .. } => io::ErrorKind::UnexpectedEof,
             Error::InsideRuntime => io::ErrorKind::WouldBlock,
@@ -130,10 +162,29 @@ impl fmt::Display for Error {
             ),
             Error::InsideRuntime => write!(
                 f,
-                "an ObjectDevice read blocks, so it cannot run inside an async runtime; \
-                 call it from spawn_blocking or a plain thread"
+                "an ObjectDevice read blocks, so it cannot run on a thread that runs async \
+                 tasks; call it from spawn_blocking, block_in_place or a plain thread, or \
+                 await read_at_async / read_ranges"
             ),
             Error::Runtime(e) => write!(f, "cannot start the device's tokio runtime: {e}"),
+            Error::UnusableRuntime { reason } => {
+                write!(
+                    f,
+                    "the runtime handle cannot run the device's requests: {reason}"
+                )
+            }
+            Error::RuntimeGone { reason } => {
+                write!(f, "the device's requests cannot run: {reason}")
+            }
+            Error::Deadline { after } => write!(
+                f,
+                "the read did not finish within the device's deadline of {after:?} \
+                 (objectdev_deadline)"
+            ),
+            Error::InvalidRange { range, size } => write!(
+                f,
+                "range {range:?} is not within the object of {size} bytes"
+            ),
         }
     }
 }

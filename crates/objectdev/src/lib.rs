@@ -71,29 +71,68 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Errors, retries, timeouts
+//! # Errors, retries, deadlines
 //! A failed request becomes an `io::Error` whose inner error is an
 //! [`Error`] keeping the store's message (`NotFound` and
-//! `PermissionDenied` keep their kinds). Retries with backoff, timeouts and
-//! credentials are object_store's: set them through its options (with
-//! [`ObjectDevice::open`], `AWS_TIMEOUT`, `AWS_CONNECT_TIMEOUT`, ...), or
-//! build the store yourself (e.g. `AmazonS3Builder::with_retry`) and pass
-//! it to [`ObjectDevice::new`].
+//! `PermissionDenied` keep their kinds). The defaults suit a cache, which
+//! would rather fail a read than hold it for minutes:
+//!
+//! | setting | default | set with |
+//! |---|---|---|
+//! | retries of a failed request | [`DEFAULT_MAX_RETRIES`] (3) | [`ObjectDeviceBuilder::max_retries`], `objectdev_max_retries` / `OBJECTDEV_MAX_RETRIES` |
+//! | no retry after | [`DEFAULT_RETRY_TIMEOUT`] (10 s) | [`ObjectDeviceBuilder::retry_timeout`], `objectdev_retry_timeout` |
+//! | deadline of one read, all parts and retries | [`DEFAULT_DEADLINE`] (20 s) | [`ObjectDeviceBuilder::deadline`], `objectdev_deadline` |
+//! | part size of large reads | [`DEFAULT_PART_SIZE`] (8 MiB, at least [`MIN_PART_SIZE`]) | [`ObjectDevice::with_part_size`], `objectdev_part_size` |
+//!
+//! Retries apply to stores opened by URL; a store passed to
+//! [`ObjectDevice::new`] keeps its own (e.g. `AmazonS3Builder::with_retry`),
+//! and the deadline applies to every device. A read past its deadline fails
+//! with [`Error::Deadline`] (kind `TimedOut`). Other client settings go
+//! through object_store's options (`AWS_TIMEOUT`, `AWS_CONNECT_TIMEOUT`, ...).
+//!
+//! # Stores
+//! `s3://` (and S3-compatible servers, `?versionId=` for one version),
+//! `file://` and `memory://` are always there. With cargo features:
+//! `gcp` for `gs://`, `azure` for `az://` and `abfs://`, `http` for
+//! `http(s)://` servers that answer ranged GETs.
 //!
 //! # Runtime
 //! This is the workspace's only crate with an async runtime. A device
 //! made by [`ObjectDevice::open`] or [`ObjectDevice::new`] owns a tokio
 //! runtime with 2 worker threads; [`ObjectDevice::with_handle`] borrows
-//! the caller's. Reads block the calling thread and are refused from
-//! inside an async task ([`Error::InsideRuntime`]).
+//! the caller's (a multi-thread one with `enable_all`, which must outlive
+//! the device). Requests run as tasks of that runtime.
+//!
+//! - The blocking reads ([`ReadAt`](blockdev::ReadAt)) work from plain
+//!   threads and, in an async program, from `spawn_blocking`, inside
+//!   `block_in_place` and on threads inside `Runtime::enter`. On a thread
+//!   that runs async tasks (a worker, or inside `block_on`) they are
+//!   refused with [`Error::InsideRuntime`], never a panic or a hang.
+//! - The async reads, [`ObjectDevice::read_at_async`] and
+//!   [`ObjectDevice::read_ranges`] (merged like object_store's
+//!   `get_ranges`), are awaited from anywhere, a worker included:
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dev = tokio::task::spawn_blocking(|| objectdev::ObjectDevice::from_bytes(vec![9; 100])).await??;
+//! let parts = dev.read_ranges(&[0..4, 50..60]).await?;
+//! assert_eq!(parts[1].len(), 10);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
+mod builder;
 mod counting;
 mod device;
 mod error;
+mod location;
 mod runtime;
 
+pub use builder::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_TIMEOUT, ObjectDeviceBuilder};
+pub use bytes::Bytes;
 pub use counting::{CountingStore, RequestCounts, RequestHook};
-pub use device::{DEFAULT_PART_SIZE, Identity, ObjectDevice};
+pub use device::{DEFAULT_DEADLINE, DEFAULT_PART_SIZE, Identity, MIN_PART_SIZE, ObjectDevice};
 pub use error::Error;
 pub use object_store;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use blockdev::ReadAt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use objectdev::{CountingStore, Error, ObjectDevice};
+use objectdev::{CountingStore, Error, MIN_PART_SIZE, ObjectDevice};
 use proptest::prelude::*;
 use support::{TempDir, noise, upload};
 
@@ -21,9 +21,9 @@ proptest! {
     /// read would, with one GET per part of the clamped length.
     #[test]
     fn reads_agree_with_the_bytes(
-        size in 0usize..5000,
-        part_size in 1u64..2000,
-        reads in prop::collection::vec((0u64..5200, 0usize..3000), 1..12),
+        size in 0usize..400_000,
+        part_size in MIN_PART_SIZE..150_000,
+        reads in prop::collection::vec((0u64..420_000, 0usize..300_000), 1..12),
     ) {
         let bytes = noise(size as u64, size);
         let counting = Arc::new(CountingStore::new(Arc::new(InMemory::new())));
@@ -98,25 +98,25 @@ fn a_borrowed_runtime_serves_reads_from_plain_threads() {
         .unwrap();
     let store = Arc::new(InMemory::new());
     let path = Path::from("shared");
-    upload(store.as_ref(), &path, &noise(11, 100_000));
+    upload(store.as_ref(), &path, &noise(11, 1_000_000));
     let device = Arc::new(
         ObjectDevice::with_handle(store, path, runtime.handle().clone())
             .unwrap()
-            .with_part_size(7000)
+            .with_part_size(MIN_PART_SIZE)
             .unwrap(),
     );
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let device = Arc::clone(&device);
             std::thread::spawn(move || {
-                let mut buf = vec![0u8; 30_000];
-                device.read_exact_at(t * 20_000, &mut buf).unwrap();
+                let mut buf = vec![0u8; 300_000];
+                device.read_exact_at(t * 200_000, &mut buf).unwrap();
                 buf
             })
         })
         .collect();
-    let bytes = noise(11, 100_000);
+    let bytes = noise(11, 1_000_000);
     for (t, thread) in threads.into_iter().enumerate() {
-        assert!(thread.join().unwrap() == bytes[t * 20_000..t * 20_000 + 30_000]);
+        assert!(thread.join().unwrap() == bytes[t * 200_000..t * 200_000 + 300_000]);
     }
 }
