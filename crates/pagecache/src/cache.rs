@@ -86,6 +86,10 @@ pub struct PageCache<D> {
     /// Counts batches of pages inserted; see `frames::touch`.
     pub(crate) epoch: AtomicU32,
     pub(crate) device_reads: AtomicU64,
+    /// Odd while a refresh is under way; see `version`.
+    pub(crate) version: AtomicU64,
+    /// Held by a refresh from start to end; readers wait on it.
+    pub(crate) refreshing: Mutex<()>,
 }
 
 #[cfg(test)]
@@ -160,6 +164,8 @@ impl<D: ReadAt> PageCache<D> {
             state: Mutex::new(State::new(geometry.capacity)),
             epoch: AtomicU32::new(0),
             device_reads: AtomicU64::new(0),
+            version: AtomicU64::new(0),
+            refreshing: Mutex::new(()),
         })
     }
 

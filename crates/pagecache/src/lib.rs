@@ -305,6 +305,7 @@ mod scan;
 mod slice;
 mod state;
 mod stats;
+mod version;
 mod write_back;
 
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
