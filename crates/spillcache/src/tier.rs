@@ -169,6 +169,9 @@ where
     budget: u64,
     residents: Mutex<Residents>,
     stats: Counters,
+    /// Counts `clear`s: a chunk read from the device before one is never
+    /// inserted after it (it may be of the device's old contents).
+    generation: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -310,6 +313,7 @@ where
             budget,
             residents: Mutex::new(Residents::default()),
             stats: Counters::default(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -405,6 +409,10 @@ where
     /// ```
     pub fn clear(&self) -> Result<()> {
         let mut residents = self.residents.lock();
+        // Release: a fetch that sees the new count also sees what the
+        // caller changed below before clearing (a device refresh).
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         *residents = Residents::default();
         self.cache.clear()
     }
@@ -467,9 +475,12 @@ where
     }
 
     /// Adds chunk `chunk`, evicting until it fits.
-    fn insert(&self, chunk: u64, bytes: &[u8]) -> Result<()> {
+    fn insert(&self, chunk: u64, bytes: &[u8], generation: u64) -> Result<()> {
         let len = bytes.len() as u64;
         let mut residents = self.residents.lock();
+        if self.generation.load(Relaxed) != generation {
+            return Ok(());
+        }
         if residents.chunks.contains_key(&chunk) {
             return Ok(()); // another reader added it meanwhile
         }
@@ -508,6 +519,7 @@ where
         let start = first * self.chunk_size;
         let end = ((first + count) * self.chunk_size).min(size);
         self.stats.device_reads.fetch_add(1, Relaxed);
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let inside = start >= pos && end <= pos + buf.len() as u64;
         let mut scratch = Vec::new();
         // A run inside the read lands in `buf` directly: no second copy.
@@ -522,7 +534,7 @@ where
         self.stats.chunk_misses.fetch_add(count, Relaxed);
         for (index, bytes) in run.chunks(self.chunk_size as usize).enumerate() {
             // A tier that cannot store a chunk still serves the read.
-            let _ = self.insert(first + index as u64, bytes);
+            let _ = self.insert(first + index as u64, bytes, generation);
         }
         if !inside {
             copy_overlap(start, &scratch, pos, buf);

@@ -99,3 +99,50 @@ fn a_failed_refresh_drops_the_chunks_too() {
     assert_eq!(tier.stats().resident_bytes, 0);
     assert_eq!(read(&tier), [3; 256]);
 }
+
+/// A memory device whose next read, once it has copied its bytes, waits
+/// until the test opens the gate.
+#[derive(Default)]
+struct HeldAfterRead {
+    bytes: MemDevice,
+    hold_next: AtomicBool,
+    arrived: AtomicBool,
+    open: AtomicBool,
+}
+
+impl ReadAt for HeldAfterRead {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.bytes.read_at(pos, buf)?;
+        if self.hold_next.swap(false, Relaxed) {
+            self.arrived.store(true, Relaxed);
+            while !self.open.load(Relaxed) {
+                std::thread::yield_now();
+            }
+        }
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.bytes.size()
+    }
+}
+
+#[test]
+fn a_chunk_read_before_a_refresh_is_not_kept_after_it() {
+    let device = HeldAfterRead::default();
+    device.bytes.write_all_at(0, &[1; 256]).unwrap();
+    let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 12, 64).unwrap();
+    device.hold_next.store(true, Relaxed);
+    std::thread::scope(|s| {
+        // Reads the old bytes, then waits before adding them to the tier.
+        let reader = s.spawn(|| read(&tier));
+        while !device.arrived.load(Relaxed) {
+            std::thread::yield_now();
+        }
+        device.bytes.write_all_at(0, &[2; 256]).unwrap();
+        assert!(tier.refresh().unwrap());
+        device.open.store(true, Relaxed);
+        assert_eq!(reader.join().unwrap(), [1; 256], "read before the refresh");
+    });
+    assert_eq!(read(&tier), [2; 256], "no chunk of the old bytes kept");
+}
