@@ -32,7 +32,7 @@ const MAX_PARTS_IN_FLIGHT: usize = 16;
 const ENV_PREFIXES: [&str; 1] = ["AWS_"];
 
 /// What identifies the object a device reads: its size and ETag, from one
-/// HEAD when the device is opened (or [refreshed](ObjectDevice::refresh)).
+/// HEAD when the device is opened (or [refreshed](ReadAt::refresh)).
 ///
 /// ```
 /// use objectdev::ObjectDevice;
@@ -70,9 +70,12 @@ impl From<&ObjectMeta> for Identity {
 ///   ETag is compared with it too (some servers ignore `If-Match`). A
 ///   mismatch fails the read with [`Error::ObjectChanged`] (inside the
 ///   `io::Error`, kind `StaleNetworkFileHandle`): no byte of the new object
-///   is returned, so caches above never mix versions. Call
-///   [`refresh`](Self::refresh) to adopt the new version, then drop the
-///   caches above (`PageCache::invalidate_all`, `SpillTier::clear`).
+///   is returned, so caches above never mix versions. To move to the new
+///   version, call `refresh` on the top of the stack
+///   (`PageCache::refresh`): it calls this device's
+///   [`ReadAt::refresh`] (one HEAD, the new ETag and size adopted), and
+///   every layer on the way back up drops its bytes of the old version,
+///   atomically for readers (see the crate docs, "A replaced object").
 /// - Errors keep the store's message; retries and timeouts are
 ///   object_store's (set through its options, e.g. `AWS_TIMEOUT`).
 ///
@@ -333,25 +336,6 @@ impl ObjectDevice {
         &self.path
     }
 
-    /// Asks the store again (one HEAD) and adopts the object's current size
-    /// and ETag; returns them. After a read failed with
-    /// [`Error::ObjectChanged`], call this, then drop what caches above
-    /// hold of the old version.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the HEAD fails (the old identity stays).
-    ///
-    /// ```
-    /// let dev = objectdev::ObjectDevice::from_bytes(vec![1, 2, 3])?;
-    /// assert_eq!(dev.refresh()?, dev.identity());
-    /// # Ok::<(), objectdev::Error>(())
-    /// ```
-    pub fn refresh(&self) -> Result<Identity, Error> {
-        let identity = head(&self.executor, self.store.as_ref(), &self.path)?;
-        *self.identity.write() = identity.clone();
-        Ok(identity)
-    }
-
     /// Fills `buf` from `pos` (already clamped to the object) with one GET
     /// per part, up to [`MAX_PARTS_IN_FLIGHT`] in flight at once.
     fn read_parts(&self, identity: &Identity, pos: u64, buf: &mut [u8]) -> Result<(), Error> {
@@ -461,6 +445,38 @@ impl ReadAt for ObjectDevice {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.identity.read().size)
+    }
+
+    /// Asks the store again (one HEAD) and adopts the object's current
+    /// size and ETag ([`identity`](ObjectDevice::identity) shows them).
+    /// `Ok(true)` when they differ from the ones remembered, or when the
+    /// store gives no ETag (a same-size replacement would go unseen).
+    /// Reads started before the call keep the ETag they started with, so
+    /// they return bytes of the old version or fail with
+    /// [`Error::ObjectChanged`], never bytes of both.
+    ///
+    /// # Errors
+    /// [`Error::Store`] (inside the `io::Error`) when the HEAD fails; the
+    /// old identity stays.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    /// use object_store::{ObjectStoreExt, PutPayload};
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![1, 2, 3])?;
+    /// assert!(!dev.refresh()?); // the same version
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(dev.store().put(dev.path(), PutPayload::from_static(b"four")))?;
+    /// assert!(dev.refresh()?);
+    /// assert_eq!(dev.size()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn refresh(&self) -> io::Result<bool> {
+        let current = head(&self.executor, self.store.as_ref(), &self.path)?;
+        let mut identity = self.identity.write();
+        let changed = current.e_tag.is_none() || *identity != current;
+        *identity = current;
+        Ok(changed)
     }
 }
 

@@ -274,7 +274,9 @@ impl<D: ReadAt> PageCache<D> {
     }
 
     /// Drops every cached page and the eviction history, then reads the
-    /// device size again.
+    /// device size again. After the device moved to a new version as a
+    /// whole, call [`refresh`](Self::refresh) instead: it also refreshes
+    /// the layers below, and no read running meanwhile mixes versions.
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
