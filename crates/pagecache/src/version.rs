@@ -141,7 +141,9 @@ impl<D: ReadAt> PageCache<D> {
     }
 
     /// [`read_slow`](Self::read_slow), read again until no refresh
-    /// crossed it.
+    /// crossed it. Out of line, as `read_slow` was, so the getters that
+    /// inline the hit path stay small.
+    #[inline(never)]
     pub(crate) fn read_one_version(
         &self,
         pos: u64,
