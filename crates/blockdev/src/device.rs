@@ -29,6 +29,35 @@ pub trait ReadAt {
     /// The device's I/O error.
     fn size(&self) -> io::Result<u64>;
 
+    /// Moves this device, and every device below it, to the current
+    /// contents of what it reads (for an object in a store: its current
+    /// version), dropping what it caches of the old ones. Returns whether
+    /// the contents may have changed: `Ok(true)` tells a cache above to
+    /// drop its bytes too, `Ok(false)` that everything it holds is still
+    /// the device's. A wrapper calls its inner device first, then drops
+    /// its own bytes when that says `true` or fails.
+    ///
+    /// The default says `Ok(true)`: a device that cannot tell whether it
+    /// changed (a file, a shared buffer others write) must not let a cache
+    /// above keep bytes it can no longer vouch for. Devices whose bytes
+    /// cannot change under a shared reference (`[u8]`, `Vec<u8>`) say
+    /// `Ok(false)`.
+    ///
+    /// # Errors
+    /// The device's I/O error, e.g. the request that asks a store for the
+    /// current version. A cache above drops its bytes all the same.
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, ReadAt};
+    ///
+    /// assert!(MemDevice::new().refresh()?); // others may have written to it
+    /// assert!(!vec![1u8, 2, 3].refresh()?); // nothing can have changed
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn refresh(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+
     /// Fills all of `buf` from `pos`, retrying short reads and `EINTR`.
     ///
     /// # Errors
@@ -165,6 +194,10 @@ macro_rules! forward {
             #[inline]
             fn size(&self) -> io::Result<u64> {
                 (**self).size()
+            }
+            #[inline]
+            fn refresh(&self) -> io::Result<bool> {
+                (**self).refresh()
             }
             #[inline]
             fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {

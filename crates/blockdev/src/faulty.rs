@@ -514,6 +514,10 @@ impl<D: ReadAt> ReadAt for FaultyDevice<D> {
         self.inner.size()
     }
 
+    fn refresh(&self) -> io::Result<bool> {
+        self.inner.refresh()
+    }
+
     fn as_file(&self) -> Option<&File> {
         None
     }

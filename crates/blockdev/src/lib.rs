@@ -41,6 +41,16 @@
 //! and `EINTR`; a read that ends early fails with `UnexpectedEof`, a write
 //! the device will not take with `WriteZero`.
 //!
+//! # Versions: one `refresh` for a whole stack
+//!
+//! [`ReadAt::refresh`] moves a device, and every device below it, to the
+//! current contents of what it reads, and says whether they may have
+//! changed. A layer that caches bytes (a page cache, a disk tier) calls the
+//! layer below, then drops its own bytes when told `true`, so one call on
+//! the top of a stack moves all of it; the wrappers here (`&D`, `Box<D>`,
+//! `Arc<D>`, [`FaultyDevice`]) pass it through. A device that cannot tell
+//! says `true`.
+//!
 //! # Anonymous files
 //!
 //! [`anonymous_file`] creates a read-write file with mode `0600` and

@@ -28,6 +28,11 @@ impl ReadAt for [u8] {
     fn size(&self) -> io::Result<u64> {
         Ok(self.len() as u64)
     }
+
+    /// Nothing can change these bytes while they are shared.
+    fn refresh(&self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl<const N: usize> ReadAt for [u8; N] {
@@ -39,6 +44,11 @@ impl<const N: usize> ReadAt for [u8; N] {
     fn size(&self) -> io::Result<u64> {
         Ok(N as u64)
     }
+
+    /// Nothing can change these bytes while they are shared.
+    fn refresh(&self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl ReadAt for Vec<u8> {
@@ -49,6 +59,11 @@ impl ReadAt for Vec<u8> {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.len() as u64)
+    }
+
+    /// Nothing can change these bytes while they are shared.
+    fn refresh(&self) -> io::Result<bool> {
+        Ok(false)
     }
 }
 

@@ -107,3 +107,52 @@ fn one_file_serves_positional_reads_from_many_threads() {
         handle.join().unwrap();
     }
 }
+
+/// A device that counts the refreshes that reach it, and says what it is told.
+struct Versioned {
+    refreshes: std::sync::atomic::AtomicU64,
+    changed: bool,
+}
+
+impl ReadAt for Versioned {
+    fn read_at(&self, _pos: u64, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(0)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+
+    fn refresh(&self) -> std::io::Result<bool> {
+        self.refreshes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.changed)
+    }
+}
+
+#[test]
+fn every_wrapper_passes_refresh_down_and_its_answer_up() {
+    for changed in [false, true] {
+        let device = Arc::new(Versioned {
+            refreshes: Default::default(),
+            changed,
+        });
+        let wrapped: Box<dyn ReadAt> = Box::new(FaultyDevice::new(Arc::clone(&device)));
+        let by_ref: &dyn ReadAt = &wrapped;
+        assert_eq!(by_ref.refresh().unwrap(), changed);
+        assert_eq!(
+            device.refreshes.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+}
+
+#[test]
+fn devices_that_cannot_tell_say_they_may_have_changed() {
+    let file = anonymous_file(&std::env::temp_dir()).unwrap();
+    assert!(file.refresh().unwrap());
+    assert!(MemDevice::new().refresh().unwrap());
+    assert!(!vec![0u8; 4].refresh().unwrap());
+    assert!(![0u8; 4].refresh().unwrap());
+    assert!(!b"fixed"[..].refresh().unwrap());
+}

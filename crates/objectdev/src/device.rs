@@ -49,7 +49,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_PARTS_IN_FLIGHT: usize = 16;
 
 /// What identifies the object a device reads: its size and ETag, from one
-/// HEAD when the device is opened (or [refreshed](ObjectDevice::refresh)).
+/// HEAD when the device is opened (or [refreshed](ReadAt::refresh)).
 ///
 /// ```
 /// use objectdev::ObjectDevice;
@@ -87,9 +87,12 @@ impl From<&ObjectMeta> for Identity {
 ///   ETag is compared with it too (some servers ignore `If-Match`). A
 ///   mismatch fails the read with [`Error::ObjectChanged`] (inside the
 ///   `io::Error`, kind `StaleNetworkFileHandle`): no byte of the new object
-///   is returned, so caches above never mix versions. Call
-///   [`refresh`](Self::refresh) to adopt the new version, then drop the
-///   caches above (`PageCache::invalidate_all`, `SpillTier::clear`).
+///   is returned, so caches above never mix versions. To move to the new
+///   version, call `refresh` on the top of the stack
+///   (`PageCache::refresh`): it calls this device's
+///   [`ReadAt::refresh`] (one HEAD, the new ETag and size adopted), and
+///   every layer on the way back up drops its bytes of the old version,
+///   atomically for readers (see the crate docs, "A replaced object").
 /// - Errors keep the store's message. Each read has a deadline
 ///   ([`DEFAULT_DEADLINE`]); retries are the store's (for a store opened
 ///   by URL, [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) within
@@ -344,25 +347,6 @@ impl ObjectDevice {
     /// ```
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Asks the store again (one HEAD) and adopts the object's current size
-    /// and ETag; returns them. After a read failed with
-    /// [`Error::ObjectChanged`], call this, then drop what caches above
-    /// hold of the old version.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the HEAD fails (the old identity stays).
-    ///
-    /// ```
-    /// let dev = objectdev::ObjectDevice::from_bytes(vec![1, 2, 3])?;
-    /// assert_eq!(dev.refresh()?, dev.identity());
-    /// # Ok::<(), objectdev::Error>(())
-    /// ```
-    pub fn refresh(&self) -> Result<Identity, Error> {
-        let identity = head(&self.executor, &self.store, &self.path, &self.settings)?;
-        *self.identity.write() = identity.clone();
-        Ok(identity)
     }
 
     /// Reads into `buf` from `pos` (`read_at` of [`ReadAt`], without
@@ -633,6 +617,38 @@ impl ReadAt for ObjectDevice {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.identity.read().size)
+    }
+
+    /// Asks the store again (one HEAD) and adopts the object's current
+    /// size and ETag ([`identity`](ObjectDevice::identity) shows them).
+    /// `Ok(true)` when they differ from the ones remembered, or when the
+    /// store gives no ETag (a same-size replacement would go unseen).
+    /// Reads started before the call keep the ETag they started with, so
+    /// they return bytes of the old version or fail with
+    /// [`Error::ObjectChanged`], never bytes of both.
+    ///
+    /// # Errors
+    /// [`Error::Store`] (inside the `io::Error`) when the HEAD fails; the
+    /// old identity stays.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    /// use object_store::{ObjectStoreExt, PutPayload};
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![1, 2, 3])?;
+    /// assert!(!dev.refresh()?); // the same version
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(dev.store().put(dev.path(), PutPayload::from_static(b"four")))?;
+    /// assert!(dev.refresh()?);
+    /// assert_eq!(dev.size()?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn refresh(&self) -> io::Result<bool> {
+        let current = head(&self.executor, &self.store, &self.path, &self.settings)?;
+        let mut identity = self.identity.write();
+        let changed = current.e_tag.is_none() || *identity != current;
+        *identity = current;
+        Ok(changed)
     }
 }
 

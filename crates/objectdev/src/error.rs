@@ -38,7 +38,9 @@ pub enum Error {
     Store(object_store::Error),
     /// The object is not the one this device first saw: a response came with
     /// another ETag (or size), or the store refused `If-Match`. No bytes of
-    /// the new object were returned; see [`ObjectDevice::refresh`](crate::ObjectDevice::refresh).
+    /// the new object were returned. `refresh` on the top of the stack
+    /// (`PageCache::refresh`, or [`ReadAt::refresh`](blockdev::ReadAt::refresh))
+    /// moves it to the new version.
     ObjectChanged {
         /// The object's location in its store.
         path: String,
@@ -148,7 +150,8 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "object {path} changed under the device (ETag {} remembered, {} now); \
-                 refresh the device and drop the caches above it",
+                 call refresh on the top of the stack (e.g. PageCache::refresh) \
+                 to move all of it to the new version",
                 expected.as_deref().unwrap_or("none"),
                 found.as_deref().unwrap_or("refused by If-Match")
             ),

@@ -46,28 +46,49 @@
 //!   chunks, so a cold sequential scan of N pages is about N / batch GETs
 //!   and a warm one is none.
 //!
-//! # A replaced object
+//! # A replaced object: one call moves the stack
 //! Every GET sends `If-Match` with the ETag remembered and compares the
 //! ETag of the response with it (not every server honours `If-Match`). A
 //! different one fails the read with [`Error::ObjectChanged`]: the caches
 //! above never receive a byte of the new version next to pages of the old
-//! one. To move to the new version, call [`ObjectDevice::refresh`], clear
-//! the tier and invalidate the page cache, then call `refresh_size`:
+//! one, and the pages they hold stay whole.
+//!
+//! To move to the new version, call `refresh` once, on the top of the
+//! stack (`PageCache::refresh`, or [`ReadAt::refresh`] on whichever layer
+//! is on top). It goes down through every layer: the device makes one
+//! HEAD and adopts the new ETag and size, then, on the way back up, the
+//! tier drops its chunks and the page cache its pages, each only if the
+//! ETag changed. It is atomic for readers: a read running meanwhile
+//! returns bytes of the old version, or of the new, or an error, never
+//! some of each; a read that starts after it returns sees only the new
+//! version. (Calling the layers' own `clear`, `invalidate_all` or
+//! `refresh_size` instead, in any order, is not: a read can mix versions,
+//! or an old page can stay.)
 //!
 //! ```
 //! use blockdev::ReadAt;
 //! use object_store::{ObjectStoreExt, PutPayload};
 //! use objectdev::{Error, ObjectDevice};
+//! use pagecache::PageCache;
+//! use spillcache::SpillTier;
 //!
-//! let dev = ObjectDevice::from_bytes(b"version 1".to_vec())?;
+//! let object = ObjectDevice::from_bytes(vec![1; 8192])?;
+//! let (store, path) = (object.store().clone(), object.path().clone());
+//! let tier = SpillTier::with_chunk_size(object, std::env::temp_dir(), 1 << 20, 4096)?;
+//! let cache = PageCache::new(tier)?;
+//! assert_eq!(cache.get_bytes(0, 4096)?, [1; 4096]);
+//!
 //! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-//! runtime.block_on(dev.store().put(dev.path(), PutPayload::from_static(b"version 2!")))?;
-//! let err = dev.read_exact_at(0, &mut [0u8; 4]).unwrap_err();
-//! assert!(Error::from_io(&err).is_some_and(Error::is_object_changed));
-//! dev.refresh()?;
-//! let mut buf = [0u8; 10];
-//! dev.read_exact_at(0, &mut buf)?;
-//! assert_eq!(&buf, b"version 2!");
+//! runtime.block_on(store.put(&path, PutPayload::from(vec![2u8; 10_000])))?;
+//! // The cached page is the old version's, whole; the next is refused.
+//! assert_eq!(cache.get_bytes(0, 4096)?, [1; 4096]);
+//! let err = cache.get_bytes(0, 8192).unwrap_err();
+//! assert!(matches!(&err, pagecache::Error::Io(io)
+//!     if Error::from_io(io).is_some_and(Error::is_object_changed)));
+//!
+//! assert!(cache.refresh()?); // one HEAD; chunks and pages of version 1 dropped
+//! assert_eq!(cache.get_bytes(0, 10_000)?, [2; 10_000]);
+//! assert!(!cache.refresh()?); // the same ETag: every page stays
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -122,6 +143,9 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+
+#[cfg(doc)]
+use blockdev::ReadAt;
 
 mod builder;
 mod counting;

@@ -37,6 +37,15 @@ use crate::{Error, Stats};
 /// [`Error::OutOfBounds`] past the new end (a read racing the call may
 /// still return the bytes it found before the cut).
 ///
+/// # A new version of the device
+/// When the device changed as a whole (an object replaced in its store, a
+/// file rewritten), call [`refresh`](Self::refresh): one call that
+/// refreshes the device and every layer below it
+/// ([`ReadAt::refresh`]), drops the pages and reads the size, atomically
+/// for readers (a read returns bytes of one version, or an error).
+/// `invalidate` and `invalidate_all` do not stop a read running
+/// meanwhile from returning old and new pages in one buffer.
+///
 /// # Threads
 /// `PageCache<D>` is `Send + Sync` when `D` is. A hit takes no lock and
 /// writes nothing shared: it finds the page's frame in a hint table, copies
@@ -86,6 +95,10 @@ pub struct PageCache<D> {
     /// Counts batches of pages inserted; see `frames::touch`.
     pub(crate) epoch: AtomicU32,
     pub(crate) device_reads: AtomicU64,
+    /// Odd while a refresh is under way; see `version`.
+    pub(crate) version: AtomicU64,
+    /// Held by a refresh from start to end; readers wait on it.
+    pub(crate) refreshing: Mutex<()>,
 }
 
 #[cfg(test)]
@@ -160,6 +173,8 @@ impl<D: ReadAt> PageCache<D> {
             state: Mutex::new(State::new(geometry.capacity)),
             epoch: AtomicU32::new(0),
             device_reads: AtomicU64::new(0),
+            version: AtomicU64::new(0),
+            refreshing: Mutex::new(()),
         })
     }
 

@@ -94,7 +94,9 @@ impl<D: ReadAt> PageCache<D> {
     /// # Errors
     /// [`Error::OutOfBounds`] when `addr` is past the end of the device
     /// (`addr == size` gives an empty iterator). The iterator yields
-    /// [`Error::Io`] if the device fails, then stops.
+    /// [`Error::Io`] if the device fails, or [`Error::VersionChanged`] if a
+    /// [`refresh`](Self::refresh) moved the device to a new version since
+    /// it was made (its slices are all of one version), then stops.
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -116,7 +118,9 @@ impl<D: ReadAt> PageCache<D> {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] when the range is not inside the device. The
-    /// iterator yields [`Error::Io`] if the device fails, then stops.
+    /// iterator yields [`Error::Io`] if the device fails, or
+    /// [`Error::VersionChanged`] as [`get_seq`](Self::get_seq)'s does, then
+    /// stops.
     ///
     /// ```
     /// use blockdev::MemDevice;

@@ -68,6 +68,12 @@ pub enum Error {
         /// The page size of the cache.
         page_size: usize,
     },
+    /// The device moved to a new version ([`PageCache::refresh`](crate::PageCache::refresh))
+    /// during a read that must return bytes of one version, and the read
+    /// could not be made again whole: a read that had already handed out
+    /// pieces of the old version (`for_each_chunk`, `get_seq`, `iter`), or
+    /// one that refreshes crossed every time it started again.
+    VersionChanged,
     /// A destination range does not lie inside the caller's buffer.
     BufferRange {
         /// Start of the range in the buffer.
@@ -132,6 +138,11 @@ impl fmt::Display for Error {
             Error::MinLenTooLarge { min_len, page_size } => write!(
                 f,
                 "minimum length {min_len} exceeds the page size {page_size}"
+            ),
+            Error::VersionChanged => write!(
+                f,
+                "the device moved to a new version (a refresh) during a read that \
+                 cannot mix versions; read again"
             ),
             Error::BufferRange {
                 dst_off,

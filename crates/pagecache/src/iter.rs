@@ -23,6 +23,9 @@ pub struct Chunks<'a, D> {
     addr: u64,
     size: u64,
     failed: bool,
+    /// The cache's version when the iterator was made: every slice it
+    /// yields is of this one.
+    version: u64,
 }
 
 impl<'a, D> Chunks<'a, D> {
@@ -32,6 +35,7 @@ impl<'a, D> Chunks<'a, D> {
             addr,
             size,
             failed: false,
+            version: cache.stable_version(),
         }
     }
 }
@@ -46,6 +50,10 @@ impl<D: ReadAt> Iterator for Chunks<'_, D> {
         let shift = self.cache.page_size().trailing_zeros();
         let page = self.addr >> shift;
         match self.cache.page_slice(page, self.size) {
+            Ok(_) if !self.cache.version_unchanged(self.version) => {
+                self.failed = true;
+                Some(Err(Error::VersionChanged))
+            }
             Ok(page_slice) => {
                 let chunk = page_slice.view_slice(self.addr);
                 self.addr = page_slice.end();

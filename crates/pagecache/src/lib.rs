@@ -254,6 +254,17 @@
 //! how many device reads a cold read of a range costs under that rule.
 //! There is no readahead: a cache does not read pages nobody asked for.
 //!
+//! # A new version of the device
+//! [`PageCache::refresh`] moves the cache and every layer below it (a
+//! disk tier, an object in a store; see [`blockdev::ReadAt::refresh`]) to
+//! the device's current version with one call, atomically for readers: a
+//! read returns bytes of one version, or an error. A version counter, odd
+//! while a refresh runs, is compared before and after each read across
+//! pages (and each read that missed), which starts again when a refresh
+//! crossed it; pages read while a refresh runs are not cached. A read
+//! within one resident page needs no check: every page is read whole
+//! while no refresh runs, so it is of one version.
+//!
 //! # Cachet's API, and ours
 //!
 //! | Cachet | `pagecache` |
@@ -312,6 +323,7 @@ mod scan;
 mod slice;
 mod state;
 mod stats;
+mod version;
 mod write_back;
 
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};

@@ -67,7 +67,7 @@ impl<D: ReadAt> PageCache<D> {
     }
 
     /// The whole page `page` (which starts before `size`) as a slice.
-    pub(crate) fn page_slice(&self, page: u64, size: u64) -> Result<Slice, Error> {
+    pub(crate) fn page_slice_once(&self, page: u64, size: u64) -> Result<Slice, Error> {
         let page_start = page << self.geometry.page_shift;
         let len = (size - page_start).min(self.page_size() as u64) as usize;
         match self.lookup(page, len, page) {
@@ -102,13 +102,13 @@ impl<D: ReadAt> PageCache<D> {
         {
             return Ok(());
         }
-        self.read_slow(pos, buf, size)
+        self.read_one_version(pos, buf, size)
     }
 
     /// The general read: page by page, hits without the lock when possible,
     /// and each run of missing pages fetched with one device read.
     #[inline(never)]
-    fn read_slow(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
+    pub(crate) fn read_slow(&self, pos: u64, buf: &mut [u8], size: u64) -> Result<(), Error> {
         let shift = self.geometry.page_shift;
         let mask = self.geometry.page_mask();
         let page_size = self.page_size();
@@ -181,6 +181,7 @@ impl<D: ReadAt> PageCache<D> {
             first,
             count,
             loading,
+            version: self.version.load(Relaxed),
         }
     }
 
@@ -226,6 +227,8 @@ struct Reservation<'a, D> {
     first: u64,
     count: u64,
     loading: Arc<Loading>,
+    /// The cache's version when the pages were reserved.
+    version: u64,
 }
 
 impl<D: ReadAt> Reservation<'_, D> {
@@ -258,6 +261,9 @@ impl<D: ReadAt> Reservation<'_, D> {
         // The size now, under the lock `refresh_size` holds to shrink it.
         let size = cache.size();
         let shift = cache.geometry.page_shift;
+        // A refresh began since the reservation (under this lock): the
+        // bytes may be of the old version, or of both.
+        let refreshed = cache.version.load(Relaxed) != self.version || self.version & 1 == 1;
         // Pages by index: `(self.first..)` would step past `u64::MAX` after
         // the device's last page (one-byte pages near 2^64).
         for (index, data) in bytes.chunks(cache.page_size()).enumerate() {
@@ -268,7 +274,7 @@ impl<D: ReadAt> Reservation<'_, D> {
             }
             state.loading.remove(&page);
             // Read before a shrink: bytes past the end must not be cached.
-            if u128::from(page << shift) + data.len() as u128 > u128::from(size) {
+            if refreshed || u128::from(page << shift) + data.len() as u128 > u128::from(size) {
                 continue;
             }
             if let Some(frame) = cache.take_frame(&mut state, page) {

@@ -216,6 +216,17 @@ impl<D> PageCache<D> {
         }
     }
 
+    /// Drops every cached page, every read in flight and the eviction
+    /// history.
+    pub(crate) fn drop_all(&self, state: &mut State) {
+        let pages: Vec<u64> = state.resident.keys().copied().collect();
+        for page in pages {
+            self.drop_page(state, page);
+        }
+        state.policy.clear();
+        state.loading.clear();
+    }
+
     /// Drops exactly the cached pages overlapping `[off, off + len)`, and
     /// any read of them in flight, without re-reading the device size.
     pub(crate) fn drop_range(&self, off: u64, len: u64) {
@@ -313,7 +324,9 @@ impl<D: ReadAt> PageCache<D> {
     }
 
     /// Drops every cached page and the eviction history, then reads the
-    /// device size again.
+    /// device size again. After the device moved to a new version as a
+    /// whole, call [`refresh`](Self::refresh) instead: it also refreshes
+    /// the layers below, and no read running meanwhile mixes versions.
     ///
     /// # Errors
     /// As [`invalidate`](Self::invalidate).
@@ -329,15 +342,7 @@ impl<D: ReadAt> PageCache<D> {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn invalidate_all(&self) -> Result<(), Error> {
-        {
-            let mut state = self.state.lock();
-            let pages: Vec<u64> = state.resident.keys().copied().collect();
-            for page in pages {
-                self.drop_page(&mut state, page);
-            }
-            state.policy.clear();
-            state.loading.clear();
-        }
+        self.drop_all(&mut self.state.lock());
         self.refresh_size().map(drop)
     }
 }

@@ -21,7 +21,10 @@ impl<D: ReadAt> PageCache<D> {
     /// # Errors
     /// [`Error::OutOfBounds`] when the range is not inside the device
     /// (nothing is visited), [`Error::Io`] when the device fails (the
-    /// pieces before the failure have been visited).
+    /// pieces before the failure have been visited),
+    /// [`Error::VersionChanged`] when a [`refresh`](Self::refresh) moved
+    /// the device to a new version during the scan (the pieces visited
+    /// before are all of the old one).
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -47,11 +50,16 @@ impl<D: ReadAt> PageCache<D> {
         let end = addr + len;
         let mut buf = vec![0; batch.min(usize::try_from(len).unwrap_or(usize::MAX))];
         let mut at = addr;
+        let version = self.stable_version();
         while at < end {
             let in_batch = batch - (at % batch as u64) as usize;
             let n = usize::try_from(end - at).map_or(in_batch, |left| left.min(in_batch));
             let run = &mut buf[..n];
             self.read_in_bounds(at, run, size)?;
+            // The pieces visited so far are of the version the scan began with.
+            if !self.version_unchanged(version) {
+                return Err(Error::VersionChanged);
+            }
             let mut piece_at = at;
             for piece in split_at_pages(run, at, page_size) {
                 visit(piece_at, piece);

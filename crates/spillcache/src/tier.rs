@@ -971,6 +971,42 @@ where
     fn size(&self) -> io::Result<u64> {
         self.device.size()
     }
+
+    /// Refreshes the device, then, unless it says nothing changed, drops
+    /// every chunk ([`clear`](SpillTier::clear)); a device that fails to
+    /// refresh may have moved on, so its chunks are dropped too. One call
+    /// for a stack: `PageCache::refresh` calls this.
+    ///
+    /// # Errors
+    /// The device's error; or the spill file's, when truncating it fails
+    /// (the chunks are gone anyway).
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, ReadAt, WriteAt};
+    ///
+    /// let slow = MemDevice::from_vec(vec![1; 100]);
+    /// let tier = spillcache::SpillTier::with_chunk_size(slow.clone(), "/tmp", 128, 64)?;
+    /// tier.read_exact_at(0, &mut [0u8; 10])?;
+    /// slow.write_all_at(0, &[2; 100])?;
+    /// assert!(tier.refresh()?); // a MemDevice cannot tell: may have changed
+    /// let mut buf = [0u8; 10];
+    /// tier.read_exact_at(0, &mut buf)?;
+    /// assert_eq!(buf, [2; 10]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn refresh(&self) -> io::Result<bool> {
+        let below = self.device.refresh();
+        if matches!(below, Ok(false)) {
+            return below;
+        }
+        let cleared = self.clear();
+        let changed = below?;
+        cleared.map_err(|err| match err {
+            Error::Io(err) => err,
+            err => io::Error::other(err),
+        })?;
+        Ok(changed)
+    }
 }
 
 impl<D, F> std::fmt::Debug for SpillTier<D, F>
