@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use blockdev::ReadAt;
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
@@ -12,6 +13,7 @@ use parking_lot::RwLock;
 use tokio::runtime::Handle;
 
 use crate::error::Error;
+use crate::readahead::{Fetch, ReadAhead, ReadAheadStats};
 use crate::runtime::Executor;
 
 /// Default size of the parts a large read is split into: 8 MiB, so a cold
@@ -75,6 +77,10 @@ impl From<&ObjectMeta> for Identity {
 ///   caches above (`PageCache::invalidate_all`, `SpillTier::clear`).
 /// - Errors keep the store's message; retries and timeouts are
 ///   object_store's (set through its options, e.g. `AWS_TIMEOUT`).
+/// - [`ReadAt::will_need`] starts read-ahead: one GET per part of the
+///   range hinted, up to 16 in flight, into a buffer of at most
+///   [`read_ahead`](Self::read_ahead) bytes that later reads take from
+///   (see the crate docs, "Read-ahead").
 ///
 /// # Runtime
 /// object_store is async; reads block the calling thread on a tokio
@@ -101,6 +107,7 @@ pub struct ObjectDevice {
     path: Path,
     identity: RwLock<Identity>,
     part_size: u64,
+    read_ahead: ReadAhead<Identity>,
     executor: Executor,
 }
 
@@ -256,7 +263,13 @@ impl ObjectDevice {
         executor: Executor,
     ) -> Result<Self, Error> {
         let identity = head(&executor, store.as_ref(), &path)?;
+        let (fetch_store, fetch_path) = (Arc::clone(&store), path.clone());
+        let fetch: Fetch<Identity> = Arc::new(move |identity, start, len| {
+            let (store, path) = (Arc::clone(&fetch_store), fetch_path.clone());
+            Box::pin(async move { get_range(store.as_ref(), &path, &identity, start, len).await })
+        });
         Ok(ObjectDevice {
+            read_ahead: ReadAhead::new(executor.handle().clone(), fetch),
             store,
             path,
             identity: RwLock::new(identity),
@@ -287,6 +300,49 @@ impl ObjectDevice {
         }
         self.part_size = bytes;
         Ok(self)
+    }
+
+    /// Sets the cap on bytes fetched ahead and not yet read (default
+    /// [`DEFAULT_READ_AHEAD`](crate::DEFAULT_READ_AHEAD), 128 MiB); 0
+    /// turns read-ahead off, so [`will_need`](ReadAt::will_need) does
+    /// nothing. A cap below the part size also fetches nothing ahead.
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 10])?.with_read_ahead(0);
+    /// assert_eq!(dev.read_ahead(), 0);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn with_read_ahead(self, max_bytes: u64) -> Self {
+        self.read_ahead.set_max_bytes(max_bytes);
+        self
+    }
+
+    /// The cap on bytes fetched ahead and not yet read.
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?;
+    /// assert_eq!(dev.read_ahead(), objectdev::DEFAULT_READ_AHEAD);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn read_ahead(&self) -> u64 {
+        self.read_ahead.max_bytes()
+    }
+
+    /// What read-ahead fetched, what reads took of it and what was dropped
+    /// unread.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![7; 100])?.with_part_size(50)?;
+    /// dev.will_need(0, 100);
+    /// dev.read_exact_at(0, &mut [0u8; 100])?; // waits for both parts
+    /// let stats = dev.read_ahead_stats();
+    /// assert_eq!((stats.gets, stats.used_bytes, stats.buffered_bytes), (2, 100, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_ahead_stats(&self) -> ReadAheadStats {
+        self.read_ahead.stats()
     }
 
     /// The part size in bytes.
@@ -349,6 +405,7 @@ impl ObjectDevice {
     pub fn refresh(&self) -> Result<Identity, Error> {
         let identity = head(&self.executor, self.store.as_ref(), &self.path)?;
         *self.identity.write() = identity.clone();
+        self.read_ahead.clear();
         Ok(identity)
     }
 
@@ -367,43 +424,57 @@ impl ObjectDevice {
     }
 
     async fn get_part(&self, identity: &Identity, start: u64, out: &mut [u8]) -> Result<(), Error> {
-        let end = start + out.len() as u64;
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(start..end)),
-            if_match: identity.e_tag.clone(),
-            ..GetOptions::default()
-        };
-        let result = match self.store.get_opts(&self.path, options).await {
-            Ok(result) => result,
-            Err(object_store::Error::Precondition { .. }) => {
-                return Err(self.changed(identity, None));
-            }
-            Err(e) => return Err(Error::Store(e)),
-        };
-        // Checked before any byte is taken: a server that ignores If-Match
-        // still names the version it served.
-        if result.meta.e_tag != identity.e_tag || result.meta.size != identity.size {
-            return Err(self.changed(identity, result.meta.e_tag.clone()));
-        }
-        let bytes = result.bytes().await?;
-        if bytes.len() != out.len() {
-            return Err(Error::ShortResponse {
-                start,
-                expected: out.len() as u64,
-                got: bytes.len() as u64,
-            });
-        }
+        let bytes = get_range(
+            self.store.as_ref(),
+            &self.path,
+            identity,
+            start,
+            out.len() as u64,
+        )
+        .await?;
         out.copy_from_slice(&bytes);
         Ok(())
     }
+}
 
-    fn changed(&self, identity: &Identity, found: Option<String>) -> Error {
-        Error::ObjectChanged {
-            path: self.path.to_string(),
-            expected: identity.e_tag.clone(),
-            found,
-        }
+/// The `len` bytes at `start` of the object `identity` names, with one
+/// ranged GET; any other version, or another length, is an error.
+async fn get_range(
+    store: &dyn ObjectStore,
+    path: &Path,
+    identity: &Identity,
+    start: u64,
+    len: u64,
+) -> Result<Bytes, Error> {
+    let changed = |found: Option<String>| Error::ObjectChanged {
+        path: path.to_string(),
+        expected: identity.e_tag.clone(),
+        found,
+    };
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(start..start + len)),
+        if_match: identity.e_tag.clone(),
+        ..GetOptions::default()
+    };
+    let result = match store.get_opts(path, options).await {
+        Ok(result) => result,
+        Err(object_store::Error::Precondition { .. }) => return Err(changed(None)),
+        Err(e) => return Err(Error::Store(e)),
+    };
+    // Checked before any byte is taken: a server that ignores If-Match
+    // still names the version it served.
+    if result.meta.e_tag != identity.e_tag || result.meta.size != identity.size {
+        return Err(changed(result.meta.e_tag.clone()));
     }
+    let bytes = result.bytes().await?;
+    if bytes.len() as u64 != len {
+        return Err(Error::ShortResponse {
+            start,
+            expected: len,
+            got: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 /// The store options in the environment: every `AWS_*` variable, lower-cased.
@@ -455,8 +526,19 @@ impl ReadAt for ObjectDevice {
         let len = buf
             .len()
             .min(usize::try_from(identity.size - pos).unwrap_or(usize::MAX));
-        self.read_parts(&identity, pos, &mut buf[..len])?;
+        self.read_ahead
+            .read(&identity, pos, &mut buf[..len], |at, out| {
+                self.read_parts(&identity, at, out)
+            })?;
         Ok(len)
+    }
+
+    /// Starts read-ahead of the parts of the range (see [`ObjectDevice`]).
+    fn will_need(&self, pos: u64, len: u64) {
+        let identity = self.identity();
+        let size = identity.size;
+        self.read_ahead
+            .hint(identity, pos, len, size, self.part_size);
     }
 
     fn size(&self) -> io::Result<u64> {

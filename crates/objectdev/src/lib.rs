@@ -91,9 +91,13 @@
 mod counting;
 mod device;
 mod error;
+mod latency;
+mod readahead;
 mod runtime;
 
 pub use counting::{CountingStore, RequestCounts, RequestHook};
 pub use device::{DEFAULT_PART_SIZE, Identity, ObjectDevice};
 pub use error::Error;
+pub use latency::LatencyStore;
 pub use object_store;
+pub use readahead::{DEFAULT_READ_AHEAD, ReadAheadStats};

@@ -31,7 +31,7 @@ impl Executor {
         Ok(Executor::Own(Some(runtime)))
     }
 
-    fn handle(&self) -> &Handle {
+    pub(crate) fn handle(&self) -> &Handle {
         match self {
             Executor::Own(Some(runtime)) => runtime.handle(),
             Executor::Borrowed(handle) => handle,
