@@ -601,6 +601,27 @@ where
     fn size(&self) -> io::Result<u64> {
         self.device.size()
     }
+
+    /// Passes the hint on, widened to whole chunks (what a miss reads) and
+    /// narrowed to the span from the first to the last chunk the tier lacks.
+    fn will_need(&self, pos: u64, len: u64) {
+        let end = pos.saturating_add(len).min(self.device.size().unwrap_or(0));
+        if pos >= end {
+            return;
+        }
+        let chunks = pos / self.chunk_size..=(end - 1) / self.chunk_size;
+        let residents = self.residents.lock();
+        let mut missing = chunks.filter(|c| !residents.chunks.contains_key(c));
+        let (Some(from), to) = (missing.next(), missing.last()) else {
+            return;
+        };
+        drop(residents);
+        let count = to.unwrap_or(from) - from + 1;
+        self.device.will_need(
+            from * self.chunk_size,
+            count.saturating_mul(self.chunk_size),
+        );
+    }
 }
 
 impl<D, F> std::fmt::Debug for SpillTier<D, F>
