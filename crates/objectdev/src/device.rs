@@ -212,7 +212,9 @@ impl ObjectDevice {
     /// A device over `path` in `store` whose requests run on the caller's
     /// runtime (`handle`); makes one HEAD request. The device blocks the
     /// calling thread, so it must not be used from one of that runtime's
-    /// tasks (see [`Error::InsideRuntime`]).
+    /// tasks (see [`Error::InsideRuntime`]). Read-ahead needs a
+    /// multi-thread runtime (a current-thread one runs background GETs
+    /// only while its owner blocks on it): on another, hints are ignored.
     ///
     /// # Errors
     /// [`Error::Store`] when the HEAD fails; [`Error::InsideRuntime`] when

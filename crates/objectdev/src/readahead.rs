@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::{Condvar, Mutex};
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::Error;
 
@@ -114,6 +114,10 @@ struct Shared<V> {
     /// Signalled whenever a part in flight lands or fails.
     landed: Condvar,
     handle: Handle,
+    /// Whether the runtime runs spawned GETs by itself: a current-thread
+    /// runtime runs them only while its owner blocks on it, so a read
+    /// waiting for one could wait forever; there hints are ignored.
+    background: bool,
     fetch: Fetch<V>,
 }
 
@@ -136,10 +140,12 @@ impl<V: Clone + PartialEq + Send + Sync + 'static> ReadAhead<V> {
             next_id: 0,
             stats: ReadAheadStats::default(),
         };
+        let background = handle.runtime_flavor() == RuntimeFlavor::MultiThread;
         ReadAhead {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 landed: Condvar::new(),
+                background,
                 handle,
                 fetch,
             }),
@@ -185,7 +191,7 @@ impl<V: Clone + PartialEq + Send + Sync + 'static> ReadAhead<V> {
     /// rest wait for room until the next hint replaces them.
     pub(crate) fn hint(&self, version: V, pos: u64, len: u64, size: u64, part_size: u64) {
         let end = pos.saturating_add(len).min(size);
-        if part_size == 0 || pos >= end {
+        if part_size == 0 || pos >= end || !self.shared.background {
             return;
         }
         let mut state = self.shared.state.lock();
@@ -317,9 +323,12 @@ impl<V: Clone + PartialEq + Send + Sync + 'static> ReadAhead<V> {
                     state.stats.used_bytes += n;
                     at += n;
                     if at == part_end {
-                        // Read to its end: a sequential reader is done with it.
-                        state.parts.remove(&start);
+                        // Read to its end: a sequential reader is done with
+                        // it; what it skipped (read before the hint, say)
+                        // was fetched for nothing.
+                        let used = state.parts.remove(&start).map_or(0, |part| part.used);
                         state.reserved -= len;
+                        state.stats.unused_bytes += len.saturating_sub(used + n);
                         let launches = self.pump(&mut state);
                         drop(state);
                         self.launch(launches);
@@ -450,6 +459,8 @@ mod tests {
             (stats.gets, stats.used_bytes, stats.buffered_bytes),
             (4, 300, 128)
         );
+        // Bytes 0..100 of the first part were fetched and never read.
+        assert_eq!(stats.unused_bytes, 100);
     }
 
     #[test]
@@ -472,6 +483,17 @@ mod tests {
         assert_eq!(direct, [(128, 128)]);
         assert_eq!(buf, *object);
         assert_eq!(buffer.stats().failed, 1);
+    }
+
+    #[test]
+    fn a_current_thread_runtime_reads_nothing_ahead() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let calls = Arc::new(AtomicU64::new(0));
+        let buffer = buffer(&runtime, Arc::new(vec![0; 256]), None, Arc::clone(&calls));
+        buffer.hint(1, 0, 256, 256, 128);
+        assert_eq!((calls.load(Relaxed), buffer.stats().gets), (0, 0));
     }
 
     #[test]
