@@ -27,11 +27,16 @@ impl ReadAt for Recording {
     }
 }
 
+/// Hints through a device taken by value, so `&D` forwards too.
+fn hint(device: impl ReadAt, pos: u64, len: u64) {
+    device.will_need(pos, len);
+}
+
 #[test]
 fn a_hint_passes_through_arc_box_reference_and_faulty_device() {
     let inner = Arc::new(FaultyDevice::new(Recording::default()));
     let boxed: Box<dyn ReadAt + Send + Sync> = Box::new(Arc::clone(&inner));
-    (&boxed).will_need(4096, 8192);
+    hint(&boxed, 4096, 8192);
     assert_eq!(*inner.inner().hints.lock(), [(4096, 8192)]);
 }
 

@@ -612,7 +612,7 @@ where
         let chunks = pos / self.chunk_size..=(end - 1) / self.chunk_size;
         let residents = self.residents.lock();
         let mut missing = chunks.filter(|c| !residents.chunks.contains_key(c));
-        let (Some(from), to) = (missing.next(), missing.last()) else {
+        let (Some(from), to) = (missing.next(), missing.next_back()) else {
             return;
         };
         drop(residents);
