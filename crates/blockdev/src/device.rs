@@ -86,6 +86,29 @@ pub trait ReadAt {
         Ok(())
     }
 
+    /// Says that `len` bytes from `pos` will probably be read soon, like
+    /// `posix_fadvise(POSIX_FADV_WILLNEED)`: a device may start fetching
+    /// them in the background so the reads that follow find them ready.
+    ///
+    /// A hint only: it never fails, never changes what a read returns, and
+    /// may be ignored (the default does nothing). Layers that wrap a device
+    /// pass it down, translated to what they read from theirs; a range
+    /// past the end is clipped or ignored.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev: &[u8] = b"hello world";
+    /// dev.will_need(6, 5); // nothing to fetch for memory
+    /// let mut buf = [0u8; 5];
+    /// dev.read_exact_at(6, &mut buf)?;
+    /// assert_eq!(&buf, b"world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn will_need(&self, pos: u64, len: u64) {
+        let _ = (pos, len);
+    }
+
     /// The file behind this device, when it is a plain file.
     ///
     /// `copy_range` uses it to copy inside the kernel. Wrappers that must see
@@ -202,6 +225,10 @@ macro_rules! forward {
             #[inline]
             fn read_exact_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
                 (**self).read_exact_at(pos, buf)
+            }
+            #[inline]
+            fn will_need(&self, pos: u64, len: u64) {
+                (**self).will_need(pos, len)
             }
             #[inline]
             fn as_file(&self) -> Option<&File> {

@@ -518,6 +518,11 @@ impl<D: ReadAt> ReadAt for FaultyDevice<D> {
         self.inner.refresh()
     }
 
+    /// Passed on: a hint reads nothing, so there is no fault to inject.
+    fn will_need(&self, pos: u64, len: u64) {
+        self.inner.will_need(pos, len);
+    }
+
     fn as_file(&self) -> Option<&File> {
         None
     }

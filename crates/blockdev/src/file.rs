@@ -25,6 +25,15 @@ impl ReadAt for File {
         Ok(self.metadata()?.len())
     }
 
+    /// `posix_fadvise(WILLNEED)`: the kernel starts reading the range into
+    /// its page cache. Its error (a pipe, an unsupported filesystem) is
+    /// dropped, as a hint's must be.
+    fn will_need(&self, pos: u64, len: u64) {
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            let _ = rustix::fs::fadvise(self, pos, Some(len), rustix::fs::Advice::WillNeed);
+        }
+    }
+
     fn as_file(&self) -> Option<&File> {
         Some(self)
     }

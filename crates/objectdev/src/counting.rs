@@ -32,6 +32,10 @@ pub struct RequestCounts {
     pub get_bytes: u64,
     /// Every other request (PUT, LIST, DELETE, COPY, multipart).
     pub other: u64,
+    /// The most GETs in flight at once: forwarded and not yet answered by
+    /// the inner store (over a [`LatencyStore`](crate::LatencyStore), until
+    /// their last byte arrived).
+    pub max_gets_in_flight: u64,
 }
 
 /// A function [`CountingStore::before_request`] calls before each GET or HEAD.
@@ -67,6 +71,8 @@ pub struct CountingStore {
     heads: AtomicU64,
     get_bytes: AtomicU64,
     other: AtomicU64,
+    gets_in_flight: AtomicU64,
+    max_gets_in_flight: AtomicU64,
     before_request: RwLock<Option<RequestHook>>,
 }
 
@@ -86,6 +92,8 @@ impl CountingStore {
             heads: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
             other: AtomicU64::new(0),
+            gets_in_flight: AtomicU64::new(0),
+            max_gets_in_flight: AtomicU64::new(0),
             before_request: RwLock::new(None),
         }
     }
@@ -104,10 +112,12 @@ impl CountingStore {
             heads: self.heads.load(Relaxed),
             get_bytes: self.get_bytes.load(Relaxed),
             other: self.other.load(Relaxed),
+            max_gets_in_flight: self.max_gets_in_flight.load(Relaxed),
         }
     }
 
-    /// Sets every count back to zero.
+    /// Sets every count back to zero (the most GETs in flight to those in
+    /// flight now).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -120,6 +130,8 @@ impl CountingStore {
         for counter in [&self.gets, &self.heads, &self.get_bytes, &self.other] {
             counter.store(0, Relaxed);
         }
+        self.max_gets_in_flight
+            .store(self.gets_in_flight.load(Relaxed), Relaxed);
     }
 
     /// Calls `hook` before each GET or HEAD is forwarded, with the counts
@@ -149,6 +161,24 @@ impl CountingStore {
         if let Some(hook) = hook {
             hook(&self.counts());
         }
+    }
+}
+
+/// One GET in flight, counted until dropped (also when the request is
+/// cancelled).
+struct InFlight<'a>(&'a CountingStore);
+
+impl<'a> InFlight<'a> {
+    fn enter(store: &'a CountingStore) -> Self {
+        let now = store.gets_in_flight.fetch_add(1, Relaxed) + 1;
+        store.max_gets_in_flight.fetch_max(now, Relaxed);
+        InFlight(store)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.gets_in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -193,7 +223,10 @@ impl ObjectStore for CountingStore {
         let counter = if head { &self.heads } else { &self.gets };
         counter.fetch_add(1, Relaxed);
         self.run_hook();
-        let result = self.inner.get_opts(location, options).await?;
+        let in_flight = (!head).then(|| InFlight::enter(self));
+        let result = self.inner.get_opts(location, options).await;
+        drop(in_flight);
+        let result = result?;
         if !head {
             let Range { start, end } = result.range;
             self.get_bytes.fetch_add(end.saturating_sub(start), Relaxed);

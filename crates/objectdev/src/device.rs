@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use tokio::runtime::Handle;
 
 use crate::error::Error;
+use crate::readahead::{Fetch, ReadAhead, ReadAheadStats};
 use crate::runtime::Executor;
 
 /// Default size of the parts a large read is split into: 8 MiB, so a cold
@@ -98,6 +99,10 @@ impl From<&ObjectMeta> for Identity {
 ///   by URL, [`DEFAULT_MAX_RETRIES`](crate::DEFAULT_MAX_RETRIES) within
 ///   [`DEFAULT_RETRY_TIMEOUT`](crate::DEFAULT_RETRY_TIMEOUT); see
 ///   [`ObjectDevice::builder`]).
+/// - [`ReadAt::will_need`] starts read-ahead: one GET per part of the
+///   range hinted, up to 16 in flight, into a buffer of at most
+///   [`read_ahead`](Self::read_ahead) bytes that later reads take from
+///   (see the crate docs, "Read-ahead").
 ///
 /// # Runtime
 /// object_store is async; requests run as tasks of a tokio runtime. The
@@ -127,6 +132,7 @@ pub struct ObjectDevice {
     identity: RwLock<Identity>,
     part_size: u64,
     settings: Settings,
+    read_ahead: ReadAhead<Identity>,
     executor: Executor,
 }
 
@@ -253,7 +259,21 @@ impl ObjectDevice {
         settings: Settings,
     ) -> Result<Self, Error> {
         let identity = head(&executor, &store, &path, &settings)?;
+        let (fetch_store, fetch_path) = (Arc::clone(&store), path.clone());
+        let (version, deadline) = (settings.version.clone(), settings.deadline);
+        let fetch: Fetch<Identity> = Arc::new(move |identity, start, len| {
+            let request = Request {
+                store: Arc::clone(&fetch_store),
+                path: fetch_path.clone(),
+                identity,
+                version: version.clone(),
+            };
+            Box::pin(async move {
+                with_deadline(deadline, request.get(start..start.saturating_add(len))).await
+            })
+        });
         Ok(ObjectDevice {
+            read_ahead: ReadAhead::new(executor.handle().clone(), fetch),
             store,
             path,
             identity: RwLock::new(identity),
@@ -280,6 +300,49 @@ impl ObjectDevice {
         check_part_size(bytes)?;
         self.part_size = bytes;
         Ok(self)
+    }
+
+    /// Sets the cap on bytes fetched ahead and not yet read (default
+    /// [`DEFAULT_READ_AHEAD`](crate::DEFAULT_READ_AHEAD), 128 MiB); 0
+    /// turns read-ahead off, so [`will_need`](ReadAt::will_need) does
+    /// nothing. A cap below the part size also fetches nothing ahead.
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 10])?.with_read_ahead(0);
+    /// assert_eq!(dev.read_ahead(), 0);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn with_read_ahead(self, max_bytes: u64) -> Self {
+        self.read_ahead.set_max_bytes(max_bytes);
+        self
+    }
+
+    /// The cap on bytes fetched ahead and not yet read.
+    ///
+    /// ```
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?;
+    /// assert_eq!(dev.read_ahead(), objectdev::DEFAULT_READ_AHEAD);
+    /// # Ok::<(), objectdev::Error>(())
+    /// ```
+    pub fn read_ahead(&self) -> u64 {
+        self.read_ahead.max_bytes()
+    }
+
+    /// What read-ahead fetched, what reads took of it and what was dropped
+    /// unread.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![7; 100])?.with_part_size(50)?;
+    /// dev.will_need(0, 100);
+    /// dev.read_exact_at(0, &mut [0u8; 100])?; // waits for both parts
+    /// let stats = dev.read_ahead_stats();
+    /// assert_eq!((stats.gets, stats.used_bytes, stats.buffered_bytes), (2, 100, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_ahead_stats(&self) -> ReadAheadStats {
+        self.read_ahead.stats()
     }
 
     /// The deadline of one read (all its parts and retries).
@@ -610,9 +673,29 @@ impl ReadAt for ObjectDevice {
         let Some((request, range)) = self.clamp(pos, buf.len()) else {
             return Ok(0);
         };
-        let fetch = with_deadline(self.settings.deadline, request.get_parts(self.split(range)));
-        let parts = self.executor.block_on(fetch)??;
-        Ok(copy_parts(&parts, buf))
+        let len = (range.end - range.start) as usize;
+        // Bytes read ahead are taken as they are; the rest is fetched here,
+        // one GET per part, with the identity the read began with.
+        self.read_ahead
+            .read(&request.identity.clone(), pos, &mut buf[..len], |at, out| {
+                let range = at..at + out.len() as u64;
+                let fetch = with_deadline(
+                    self.settings.deadline,
+                    request.clone().get_parts(self.split(range)),
+                );
+                let parts = self.executor.block_on(fetch)??;
+                copy_parts(&parts, out);
+                Ok(())
+            })?;
+        Ok(len)
+    }
+
+    /// Starts read-ahead of the parts of the range (see [`ObjectDevice`]).
+    fn will_need(&self, pos: u64, len: u64) {
+        let identity = self.identity();
+        let size = identity.size;
+        self.read_ahead
+            .hint(identity, pos, len, size, self.part_size);
     }
 
     fn size(&self) -> io::Result<u64> {
@@ -648,6 +731,8 @@ impl ReadAt for ObjectDevice {
         let mut identity = self.identity.write();
         let changed = current.e_tag.is_none() || *identity != current;
         *identity = current;
+        drop(identity);
+        self.read_ahead.clear();
         Ok(changed)
     }
 }

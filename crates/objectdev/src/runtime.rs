@@ -50,7 +50,7 @@ impl Executor {
         Ok(Executor::Borrowed(handle))
     }
 
-    fn handle(&self) -> &Handle {
+    pub(crate) fn handle(&self) -> &Handle {
         match self {
             Executor::Own(Some(runtime)) => runtime.handle(),
             Executor::Borrowed(handle) => handle,

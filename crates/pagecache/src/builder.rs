@@ -19,6 +19,9 @@ const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
 /// enough that write-back stays long sequential writes, small enough to
 /// bound memory on any machine this runs on.
 pub const DEFAULT_DIRTY_BYTES: usize = 64 << 20;
+/// Default cap of the read-ahead window, in bytes: 128 MiB, enough for a
+/// device over a remote store to keep 16 requests of 8 MiB in flight.
+pub const DEFAULT_READ_AHEAD: u64 = 128 << 20;
 
 /// The checked shape of a cache: page size, capacity and largest device read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,7 @@ pub(crate) struct Geometry {
     page_size: usize,
     pub(crate) capacity: usize,
     pub(crate) max_batch_pages: usize,
+    pub(crate) max_read_ahead: u64,
 }
 
 impl Geometry {
@@ -63,6 +67,7 @@ pub struct Builder {
     capacity: usize,
     max_batch_pages: Option<usize>,
     max_dirty_pages: Option<usize>,
+    read_ahead: u64,
 }
 
 impl Default for Builder {
@@ -72,6 +77,7 @@ impl Default for Builder {
             capacity: DEFAULT_CAPACITY,
             max_batch_pages: None,
             max_dirty_pages: None,
+            read_ahead: DEFAULT_READ_AHEAD,
         }
     }
 }
@@ -135,6 +141,25 @@ impl Builder {
         self
     }
 
+    /// The largest read-ahead window in bytes (default
+    /// [`DEFAULT_READ_AHEAD`]); 0 turns read-ahead off. When runs of
+    /// missing pages follow each other, the cache tells the device, with
+    /// [`ReadAt::will_need`], what a sequential reader will want next:
+    /// 1 MiB at first, doubling while the reader stays sequential, up to
+    /// this cap (see the crate docs, "Read-ahead").
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::Builder::new().read_ahead(0).build(MemDevice::new())?;
+    /// assert_eq!(cache.read_ahead(), 0);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn read_ahead(mut self, max_bytes: u64) -> Self {
+        self.read_ahead = max_bytes;
+        self
+    }
+
     /// The most dirty pages a [`WriteBackCache`] holds (at least 1; by
     /// default [`DEFAULT_DIRTY_BYTES`] worth of pages). A write that would
     /// go past it first writes back the oldest dirty runs; see
@@ -186,6 +211,7 @@ impl Builder {
             page_size,
             capacity,
             max_batch_pages,
+            max_read_ahead: self.read_ahead,
         })
     }
 

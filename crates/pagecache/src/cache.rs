@@ -16,6 +16,7 @@ use crate::counters::StripedCounter;
 use crate::error::check_range;
 use crate::frames::Frames;
 use crate::hints::Hints;
+use crate::readahead::Streams;
 use crate::state::State;
 use crate::{Error, Stats};
 
@@ -99,6 +100,8 @@ pub struct PageCache<D> {
     pub(crate) version: AtomicU64,
     /// Held by a refresh from start to end; readers wait on it.
     pub(crate) refreshing: Mutex<()>,
+    /// Sequential streams, for read-ahead hints.
+    pub(crate) streams: Mutex<Streams>,
 }
 
 #[cfg(test)]
@@ -175,6 +178,7 @@ impl<D: ReadAt> PageCache<D> {
             device_reads: AtomicU64::new(0),
             version: AtomicU64::new(0),
             refreshing: Mutex::new(()),
+            streams: Mutex::new(Streams::new(geometry.max_read_ahead)),
         })
     }
 
@@ -284,6 +288,20 @@ impl<D> PageCache<D> {
     /// ```
     pub fn max_batch_pages(&self) -> usize {
         self.geometry.max_batch_pages
+    }
+
+    /// The largest read-ahead window in bytes, 0 when off (see
+    /// [`Builder::read_ahead`]).
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    ///
+    /// let cache = pagecache::PageCache::new(MemDevice::new())?;
+    /// assert_eq!(cache.read_ahead(), pagecache::DEFAULT_READ_AHEAD);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn read_ahead(&self) -> u64 {
+        self.streams.lock().max_window()
     }
 
     /// The device size as last read (at construction, `invalidate` or

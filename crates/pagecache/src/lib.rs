@@ -252,7 +252,30 @@
 //! (at most [`Builder::max_batch_pages`] pages per call, 256 KiB worth by
 //! default) and caches them all. [`PageCache::syscalls`] returns exactly
 //! how many device reads a cold read of a range costs under that rule.
-//! There is no readahead: a cache does not read pages nobody asked for.
+//!
+//! # Read-ahead
+//! The cache reads no page nobody asked for, but it tells the device what
+//! a sequential reader will want next, with [`blockdev::ReadAt::will_need`]
+//! (like `posix_fadvise(WILLNEED)`), and each device decides what to do:
+//! a file asks the kernel to read ahead, `spillcache::SpillTier` passes on
+//! the chunks it lacks, `objectdev::ObjectDevice` starts ranged GETs in
+//! the background.
+//! - A run of missing pages that starts where an earlier one ended (or a
+//!   few resident pages later) continues a stream. Once a stream spans
+//!   256 KiB it hints a window of 1 MiB (or 4 runs, if larger) past its
+//!   end, and each further miss doubles the window, up to
+//!   [`Builder::read_ahead`] (128 MiB by default). The whole window is
+//!   hinted again once half of it has been consumed.
+//! - Random reads start streams that never reach 256 KiB (a read that
+//!   straddles pages misses two runs in a row, still far short): they
+//!   hint nothing, so they cost no byte more than without read-ahead. A
+//!   single read longer than 256 KiB counts as sequential. A reader that
+//!   jumps starts a new stream; the old window is no longer hinted, and
+//!   the devices drop what they fetched for it when they need the room.
+//! - Up to 8 streams are followed at once (readers scanning side by side).
+//! - Memory: nothing in the cache (a few words per stream); what a device
+//!   fetches ahead is bounded by the device (`ObjectDevice::with_read_ahead`).
+//! - `Builder::read_ahead(0)` turns it off.
 //!
 //! # A new version of the device
 //! [`PageCache::refresh`] moves the cache and every layer below it (a
@@ -318,6 +341,7 @@ mod huge_pages;
 mod iter;
 mod miss;
 mod policy;
+mod readahead;
 mod residency;
 mod scan;
 mod slice;
@@ -328,7 +352,8 @@ mod write_back;
 
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
 pub use builder::{
-    Builder, DEFAULT_CAPACITY, DEFAULT_DIRTY_BYTES, DEFAULT_PAGE_SIZE, MAX_CAPACITY, MAX_PAGE_SIZE,
+    Builder, DEFAULT_CAPACITY, DEFAULT_DIRTY_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_READ_AHEAD,
+    MAX_CAPACITY, MAX_PAGE_SIZE,
 };
 pub use cache::PageCache;
 pub use error::Error;

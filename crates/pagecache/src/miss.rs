@@ -245,6 +245,10 @@ impl<D: ReadAt> Reservation<'_, D> {
                 "a run of pages does not fit in memory",
             ))
         })?;
+        let hint = cache.streams.lock().after_miss(start, end);
+        if let Some((pos, len)) = hint {
+            cache.device.will_need(pos, len);
+        }
         let mut bytes = vec![0u8; len];
         cache.read_device(start, &mut bytes)?;
         self.install(&bytes);

@@ -1007,6 +1007,49 @@ where
         })?;
         Ok(changed)
     }
+
+    /// Passes the hint on, narrowed to the span from the first to the last
+    /// piece the tier lacks, widened to whole pieces (what a miss reads).
+    fn will_need(&self, pos: u64, len: u64) {
+        let Ok(size) = self.device.size() else {
+            return;
+        };
+        let end = pos.saturating_add(len).min(size);
+        if pos >= end {
+            return;
+        }
+        let (first, last) = {
+            let state = self.state.lock();
+            let lacking = |at: u64| {
+                let piece = self.piece_at(at, size);
+                (!state.residents.contains(piece.chunk, piece.index)).then_some(piece)
+            };
+            let mut at = pos;
+            let first = loop {
+                let piece = self.piece_at(at, size);
+                if let Some(piece) = lacking(at) {
+                    break Some(piece);
+                }
+                if piece.end >= end {
+                    break None;
+                }
+                at = piece.end;
+            };
+            let Some(first) = first else {
+                return;
+            };
+            let mut at = end - 1;
+            let last = loop {
+                if let Some(piece) = lacking(at) {
+                    break piece;
+                }
+                // `first` lacks, so this stops there at the latest.
+                at = self.piece_at(at, size).start - 1;
+            };
+            (first, last)
+        };
+        self.device.will_need(first.start, last.end - first.start);
+    }
 }
 
 impl<D, F> std::fmt::Debug for SpillTier<D, F>
