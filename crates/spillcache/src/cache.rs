@@ -15,6 +15,7 @@ use crate::cipher::{self, ReadFailure, Seal};
 use crate::config::{Config, FileFactory};
 use crate::entry::Place;
 use crate::error::{Error, Result, copy_io_error};
+use crate::handoff;
 use crate::recycle::Recycler;
 use crate::state::{Keep, Shared, State};
 use crate::stats::Stats;
@@ -520,12 +521,12 @@ where
         let helper = if read.len >= cipher::SPLIT_MIN {
             self.shared
                 .read_helper
-                .get_or_init(|| cipher::ReadHelper::spawn().ok())
+                .get_or_init(|| handoff::ReadHelper::spawn().ok())
                 .as_ref()
         } else {
             None
         };
-        let result = cipher::read_sealed_shared(&read.file, read.offset, out, &read.seal, helper);
+        let result = handoff::read_sealed_shared(&read.file, read.offset, out, &read.seal, helper);
         let mut state = self.shared.state.lock();
         if result.is_ok() {
             if store_in_ram {

@@ -182,6 +182,7 @@ mod entry;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+mod handoff;
 mod hole;
 mod recycle;
 mod space;

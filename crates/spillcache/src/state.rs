@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cipher::{ReadHelper, SplitWrite};
 use crate::config::{Config, FileFactory};
 use crate::entry::{Entries, Entry, Place};
+use crate::handoff::{ReadHelper, SplitWrite};
 use crate::hole::HoleIndex;
 use crate::recycle::Recycler;
 use crate::stats::Stats;

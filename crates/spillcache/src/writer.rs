@@ -30,6 +30,7 @@ use parking_lot::MutexGuard;
 use crate::cipher;
 use crate::defrag;
 use crate::entry::Place;
+use crate::handoff;
 use crate::recycle::RECYCLE_MIN;
 use crate::space;
 use crate::state::{Presence, Shared, State};
@@ -196,8 +197,8 @@ fn sleep<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>) {
 /// Offers the pieces of a long value a caller writes to the writer thread.
 struct WriterHelps<'a, D>(&'a Shared<D>);
 
-impl<D: WriteAt + Send + Sync + 'static> cipher::Helpers<D> for WriterHelps<'_, D> {
-    fn offer(&mut self, job: &Arc<cipher::SplitWrite<D>>) {
+impl<D: WriteAt + Send + Sync + 'static> handoff::Helpers<D> for WriterHelps<'_, D> {
+    fn offer(&mut self, job: &Arc<handoff::SplitWrite<D>>) {
         self.0.state.lock().split = Some(Arc::clone(job));
         self.0.work.notify_one();
     }
@@ -271,7 +272,7 @@ where
             if state
                 .write_error
                 .as_ref()
-                .is_some_and(cipher::helper_panicked)
+                .is_some_and(handoff::helper_panicked)
             {
                 // The helper was the writer thread, and it is ending.
                 stop_writing(shared, state);
@@ -444,7 +445,7 @@ fn write_one<D>(
     guard: &mut MutexGuard<'_, State<D>>,
     job: Job,
     scratch: &mut Vec<u8>,
-    helpers: &mut impl cipher::Helpers<D>,
+    helpers: &mut impl handoff::Helpers<D>,
     presence: &Presence,
 ) -> Option<Arc<[u8]>>
 where
@@ -466,7 +467,7 @@ where
             len,
             epoch,
         };
-        let result = cipher::write_sealed_shared(&file, offset, &job.data, scratch, helpers);
+        let result = handoff::write_sealed_shared(&file, offset, &job.data, scratch, helpers);
         abandoned.disarm();
         result
     });
@@ -829,7 +830,7 @@ mod tests {
             panic!("not written: {:?}", entry.place);
         };
         let mut read = vec![0u8; value.len()];
-        cipher::read_sealed(&*state.file, *offset, &mut read, seal).unwrap();
+        handoff::read_sealed(&*state.file, *offset, &mut read, seal).unwrap();
         assert!(read == value, "read back exactly");
         let writers = state.file.writers();
         let me = thread::current().id();
