@@ -677,7 +677,7 @@ impl ReadAt for ObjectDevice {
         // Bytes read ahead are taken as they are; the rest is fetched here,
         // one GET per part, with the identity the read began with.
         self.read_ahead
-            .read(&request.identity.clone(), pos, &mut buf[..len], |at, out| {
+            .read(&request.identity, pos, &mut buf[..len], |at, out| {
                 let range = at..at + out.len() as u64;
                 let fetch = with_deadline(
                     self.settings.deadline,
