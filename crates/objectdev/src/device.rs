@@ -334,11 +334,12 @@ impl ObjectDevice {
     /// ```
     /// use blockdev::ReadAt;
     ///
-    /// let dev = objectdev::ObjectDevice::from_bytes(vec![7; 100])?.with_part_size(50)?;
-    /// dev.will_need(0, 100);
-    /// dev.read_exact_at(0, &mut [0u8; 100])?; // waits for both parts
+    /// let part = objectdev::MIN_PART_SIZE;
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![7; 2 * part as usize])?.with_part_size(part)?;
+    /// dev.will_need(0, 2 * part);
+    /// dev.read_exact_at(0, &mut vec![0u8; 2 * part as usize])?; // waits for both parts
     /// let stats = dev.read_ahead_stats();
-    /// assert_eq!((stats.gets, stats.used_bytes, stats.buffered_bytes), (2, 100, 0));
+    /// assert_eq!((stats.gets, stats.used_bytes, stats.buffered_bytes), (2, 2 * part, 0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_ahead_stats(&self) -> ReadAheadStats {

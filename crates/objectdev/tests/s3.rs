@@ -44,8 +44,14 @@ fn stack(
     dir: &TempDir,
     capacity: usize,
 ) -> PageCache<SpillTier<ObjectDevice>> {
-    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES).unwrap();
+    // Pieces of a whole chunk and read-ahead off: these tests count what
+    // each miss asks of the store, one batch at a time (tests/read_ahead.rs
+    // covers read-ahead, the tier's tests its pieces).
+    let tier = SpillTier::with_chunk_size(object, dir.path(), 8 << 20, BATCH_BYTES)
+        .and_then(|tier| tier.with_piece_size(BATCH_BYTES))
+        .unwrap();
     PageCache::builder()
+        .read_ahead(0)
         .page_size(PAGE)
         .capacity(capacity)
         .max_batch_pages(BATCH_PAGES)

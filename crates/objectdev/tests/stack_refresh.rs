@@ -30,7 +30,7 @@ fn stack(store: Arc<InMemory>, path: Path, dir: &TempDir) -> Stack {
     // chunks: every layer splits the reads it passes down.
     let object = ObjectDevice::new(store, path)
         .unwrap()
-        .with_part_size(24 * 1024)
+        .with_part_size(objectdev::MIN_PART_SIZE)
         .unwrap();
     // Neither cache holds the whole object, so reads keep missing down to
     // the store.
@@ -38,7 +38,7 @@ fn stack(store: Arc<InMemory>, path: Path, dir: &TempDir) -> Stack {
     PageCache::builder()
         .page_size(PAGE)
         .capacity(PAGES / 4)
-        .max_batch_pages(16)
+        .max_batch_pages(32)
         .build(tier)
         .unwrap()
 }

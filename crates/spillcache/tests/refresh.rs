@@ -142,7 +142,13 @@ fn a_chunk_read_before_a_refresh_is_not_kept_after_it() {
         device.bytes.write_all_at(0, &[2; 256]).unwrap();
         assert!(tier.refresh().unwrap());
         device.open.store(true, Relaxed);
-        assert_eq!(reader.join().unwrap(), [1; 256], "read before the refresh");
+        // The read began before the refresh: either version whole (the tier
+        // reads again when a clear crossed it), never a mix.
+        let during = reader.join().unwrap();
+        assert!(
+            during == [1; 256] || during == [2; 256],
+            "a read the refresh crossed returned a mix: {during:?}"
+        );
     });
     assert_eq!(read(&tier), [2; 256], "no chunk of the old bytes kept");
 }
