@@ -25,6 +25,10 @@ pub const DEFAULT_DISK_BYTES: u64 = 1 << 30;
 /// once: 1 MiB (the disk tier's default).
 pub const DEFAULT_CHUNK_SIZE: u64 = spillcache::DEFAULT_CHUNK_SIZE;
 
+/// Most bytes the RAM tier asks of the disk tier in one read: as objectdev's
+/// GET parts, so a long cold read is few large GETs.
+const MAX_BATCH_BYTES: u64 = 8 << 20;
+
 /// The options of a [`CachingStore`]: the same budgets as the synchronous
 /// stack (`PageCache` over `SpillTier`), one of each for every object.
 ///
@@ -218,9 +222,12 @@ impl Builder {
         // budget holds.
         let capacity = usize::try_from(1u64 << pages.ilog2()).unwrap_or(pagecache::MAX_CAPACITY);
         let capacity = capacity.min(pagecache::MAX_CAPACITY);
-        let batch = usize::try_from(self.chunk_size / page_size)
+        // A run of missing pages (never more than a read asks for) is one
+        // read of the tier, so one GET per run of missing chunks, up to
+        // the larger of a chunk and a GET part.
+        let batch = usize::try_from(self.chunk_size.max(MAX_BATCH_BYTES) / page_size)
             .unwrap_or(usize::MAX)
-            .min(capacity);
+            .clamp(1, capacity);
         let regions = Arc::new(Regions::new(inner.clone(), self.chunk_size));
         let tier = SpillTier::with_chunk_size(regions, self.dir, self.disk_bytes, self.chunk_size)
             .map_err(Error::DiskTier)?;

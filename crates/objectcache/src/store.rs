@@ -357,7 +357,8 @@ impl ObjectStore for CachingStore {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let resolve = |size: u64| {
-            let inside = |range: &Range<u64>| range.start <= range.end && range.end <= size;
+            // Empty and outside ranges are the inner store's to judge.
+            let inside = |range: &Range<u64>| range.start < range.end && range.end <= size;
             ranges.iter().all(inside).then(|| ranges.to_vec())
         };
         match self.read(location, resolve).await? {
