@@ -277,8 +277,11 @@ impl ReadAt for Regions {
             let result = get_part(store, &version, range.clone()).await;
             (version, range, result)
         });
-        let answers: Vec<_> =
-            handle.block_on(stream::iter(gets).buffer_unordered(MAX_PARTS_IN_FLIGHT).collect());
+        let answers: Vec<_> = handle.block_on(
+            stream::iter(gets)
+                .buffer_unordered(MAX_PARTS_IN_FLIGHT)
+                .collect(),
+        );
         for (version, range, result) in answers {
             match result {
                 Ok(bytes) => {

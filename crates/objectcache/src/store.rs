@@ -12,8 +12,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
-    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, Result,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    Result,
 };
 
 use crate::regions::{Regions, Version};
@@ -130,7 +130,10 @@ fn join_error(e: tokio::task::JoinError) -> object_store::Error {
 /// inner store's own when it is one, else the tier's, as `Generic`.
 fn read_error(e: pagecache::Error) -> object_store::Error {
     if let pagecache::Error::Io(io) = e {
-        match io.into_inner().map(|inner| inner.downcast::<objectdev::Error>()) {
+        match io
+            .into_inner()
+            .map(|inner| inner.downcast::<objectdev::Error>())
+        {
             Some(Ok(inner)) => match *inner {
                 objectdev::Error::Store(e) => e,
                 other => object_store::Error::Generic {
@@ -337,9 +340,16 @@ impl ObjectStore for CachingStore {
                 None => self.pass_through(location, options).await,
             };
         }
-        let resolve = |size: u64| match &plan.range {
-            None => Some(vec![0..size]),
-            Some(range) => range.as_range(size).ok().map(|range| vec![range]),
+        let resolve = |size: u64| {
+            let whole = GetRange::Offset(0);
+            let range = plan.range.as_ref().unwrap_or(&whole);
+            // An empty object has no offset 0; its whole is the empty range.
+            let range = if size == 0 && plan.range.is_none() {
+                Ok(0..0)
+            } else {
+                range.as_range(size)
+            };
+            range.ok().map(|range| Vec::from([range]))
         };
         match self.read(location, resolve).await? {
             Some((version, mut ranges, mut bytes)) => {

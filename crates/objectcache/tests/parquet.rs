@@ -71,7 +71,11 @@ async fn setup() -> Setup {
     }
 }
 
-async fn read_all(store: Arc<dyn ObjectStore>, path: &Path, columns: Option<&[usize]>) -> Vec<RecordBatch> {
+async fn read_all(
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+    columns: Option<&[usize]>,
+) -> Vec<RecordBatch> {
     let reader = ParquetObjectReader::new(store, path.clone());
     let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap();
     if let Some(columns) = columns {
@@ -85,7 +89,10 @@ async fn read_all(store: Arc<dyn ObjectStore>, path: &Path, columns: Option<&[us
 async fn parquet_reads_through_the_cache_the_same_batches_and_warm_reads_make_no_get() {
     let setup = setup().await;
     let direct = read_all(setup.counting.clone(), &setup.path, None).await;
-    assert_eq!(direct.iter().map(RecordBatch::num_rows).sum::<usize>(), ROWS as usize);
+    assert_eq!(
+        direct.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        ROWS as usize
+    );
     setup.counting.reset();
 
     let cold = read_all(setup.cached.clone(), &setup.path, None).await;
@@ -98,7 +105,11 @@ async fn parquet_reads_through_the_cache_the_same_batches_and_warm_reads_make_no
     let warm = read_all(setup.cached.clone(), &setup.path, None).await;
     assert_eq!(warm, direct);
     let warm_counts = setup.counting.counts();
-    assert_eq!((warm_counts.gets, warm_counts.heads), (0, 0), "{warm_counts:?}");
+    assert_eq!(
+        (warm_counts.gets, warm_counts.heads),
+        (0, 0),
+        "{warm_counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +152,11 @@ async fn a_projection_of_one_column_fetches_only_that_columns_pages() {
         setup.file_len
     );
     // And the other two columns were not read: they are most of the file.
-    assert!(fetched < setup.file_len / 2, "{fetched} of {}", setup.file_len);
+    assert!(
+        fetched < setup.file_len / 2,
+        "{fetched} of {}",
+        setup.file_len
+    );
 
     // Every byte the inner store sent lies in a chunk that holds some of
     // the projected column or the footer: no chunk of another column alone.
