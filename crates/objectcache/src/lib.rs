@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+mod coalesce;
 mod error;
 mod regions;
 mod stats;

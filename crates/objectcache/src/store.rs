@@ -16,6 +16,7 @@ use object_store::{
     Result,
 };
 
+use crate::coalesce::coalesce;
 use crate::regions::{Regions, Version};
 use crate::stats::CacheStats;
 use crate::tiers::Tiers;
@@ -25,6 +26,10 @@ use crate::upload::InvalidatingUpload;
 /// gives up on the cache and goes to the inner store: each round lost
 /// means the object changed (or was written through this store) during it.
 const MAX_ATTEMPTS: usize = 3;
+
+/// Most reads of one request through the tiers at once (each a blocking
+/// thread), as object_store's `get_ranges` bounds its own GETs.
+const MAX_PARALLEL_READS: usize = 10;
 
 /// The name object_store errors raised here carry.
 const STORE_NAME: &str = "objectcache";
@@ -254,17 +259,35 @@ impl CachingStore {
             let Some(ranges) = resolve(version.meta.size) else {
                 return Ok(None);
             };
-            let tiers = self.tiers.clone();
-            let (reading, wanted) = (version.clone(), ranges.clone());
-            let read = tokio::task::spawn_blocking(move || tiers.read(&reading, &wanted))
-                .await
-                .map_err(join_error)?;
+            // Groups share no chunk: read in parallel, none fetched twice.
+            let groups = coalesce(&ranges, self.tiers.pages().device().chunk_size());
+            let spans: Vec<Range<u64>> = groups.iter().map(|group| group.span.clone()).collect();
+            let (tiers, reading) = (self.tiers.clone(), version.clone());
+            let read_span = move |span: Range<u64>| {
+                let (tiers, reading) = (tiers.clone(), reading.clone());
+                tokio::task::spawn_blocking(move || tiers.read(&reading, &[span]))
+            };
+            let spans: Vec<_> = stream::iter(spans)
+                .map(read_span)
+                .buffered(MAX_PARALLEL_READS)
+                .collect()
+                .await;
             // Bytes of a version dropped during the read may be zeros
             // (or the read failed because of it): read the new one.
             if !self.regions.is_live(&version) {
                 continue;
             }
-            return Ok(Some((version, ranges, read.map_err(read_error)?)));
+            let mut out = vec![Bytes::new(); ranges.len()];
+            for (group, read) in groups.iter().zip(spans) {
+                let bytes = read.map_err(join_error)?.map_err(read_error)?;
+                let bytes = bytes.into_iter().next().unwrap_or_default();
+                for &index in &group.members {
+                    let range = &ranges[index];
+                    let start = (range.start - group.span.start) as usize;
+                    out[index] = bytes.slice(start..start + (range.end - range.start) as usize);
+                }
+            }
+            return Ok(Some((version, ranges, out)));
         }
         Ok(None)
     }

@@ -50,8 +50,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let counting = Arc::new(CountingStore::new(Arc::new(InMemory::new())));
-    let path = Path::from("tables/t/part-0.parquet");
+    setup_over(
+        Arc::new(InMemory::new()),
+        Path::from("tables/t/part-0.parquet"),
+    )
+    .await
+}
+
+/// The file at `path` in `inner`, counted, and a caching store in front.
+async fn setup_over(inner: Arc<dyn ObjectStore>, path: Path) -> Setup {
+    let counting = Arc::new(CountingStore::new(inner));
     let file = parquet_file();
     let file_len = file.len() as u64;
     counting.put(&path, file.into()).await.unwrap();
@@ -87,7 +95,10 @@ async fn read_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_reads_through_the_cache_the_same_batches_and_warm_reads_make_no_get() {
-    let setup = setup().await;
+    same_batches_and_no_warm_get(setup().await).await;
+}
+
+async fn same_batches_and_no_warm_get(setup: Setup) {
     let direct = read_all(setup.counting.clone(), &setup.path, None).await;
     assert_eq!(
         direct.iter().map(RecordBatch::num_rows).sum::<usize>(),
