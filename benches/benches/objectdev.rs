@@ -1,5 +1,6 @@
 //! objectdev through the whole stack against the plain ways to read an
-//! object, on the S3 server `.ci/run` starts on 127.0.0.1 (s3s-fs):
+//! object, on an S3 server on 127.0.0.1 (s3s-fs, started in the bench's
+//! own process by `testsupport`):
 //!
 //! - random 8-byte reads over a 64 MiB object: RAM pages over the
 //!   encrypted disk tier over the object, warm, against one ranged GET per
@@ -10,12 +11,12 @@
 //! - the requests and bytes each costs per MiB read, written as an extra
 //!   table (`objectdev-requests.md` in `BENCH_EXTRA_DIR`).
 //!
-//! The server comes from the environment: `AWS_ENDPOINT` (loopback only),
-//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and the bucket in
-//! `OBJECTDEV_TEST_BUCKET`. Without them the bench says why and measures
-//! nothing, so `cargo xtask bench` shows its rows as missing. Every
-//! variant reads through the same object_store client (the whole-object
-//! GET is an `ObjectDevice` read whose one part is the whole object).
+//! An external server named by the environment takes precedence:
+//! `AWS_ENDPOINT` (loopback only), `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, and the bucket in `OBJECTDEV_TEST_BUCKET`.
+//! Every variant reads through the same object_store client (the
+//! whole-object GET is an `ObjectDevice` read whose one part is the whole
+//! object).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -26,11 +27,11 @@ use std::time::Duration;
 use blockdev::ReadAt;
 use criterion::{BatchSize, Criterion, Throughput};
 use objectdev::object_store::ObjectStore;
-use objectdev::object_store::aws::AmazonS3Builder;
 use objectdev::object_store::path::Path;
 use objectdev::{CountingStore, ObjectDevice};
 use pagecache::{ByteSourceExt, PageCache};
 use spillcache::SpillTier;
+use testsupport::s3::S3Server;
 
 const OBJECT_LEN: usize = 64 << 20;
 const PAGE: usize = 4096;
@@ -49,6 +50,8 @@ struct Server {
     store: Arc<CountingStore>,
     path: Path,
     bytes: Vec<u8>,
+    /// Serves until the bench ends.
+    _s3: S3Server,
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -59,48 +62,21 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The server from the environment with the 64 MiB object uploaded, or why not.
-fn server() -> Result<Server, String> {
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| format!("{name} is not set"))
-    };
-    let endpoint = var("AWS_ENDPOINT")?;
-    let bucket = var("OBJECTDEV_TEST_BUCKET")?;
-    let host = url_host(&endpoint);
-    if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(format!("{endpoint} is not on loopback"));
-    }
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
-        .with_allow_http(true)
-        .build()
-        .map_err(|err| format!("cannot build the S3 client: {err}"))?;
+/// The server with the 64 MiB object uploaded.
+fn server() -> Server {
+    let s3 = S3Server::start();
+    let store = s3.builder().build().expect("an S3 client over the server");
     let mut state = 7;
     let bytes: Vec<u8> = (0..OBJECT_LEN / 8)
         .flat_map(|_| splitmix64(&mut state).to_le_bytes())
         .collect();
-    let key = format!("objectdev-bench/object-{}", std::process::id());
-    let url = format!("s3://{bucket}/{key}");
-    ObjectDevice::create(&url, bytes.clone())
-        .map_err(|err| format!("cannot upload the 64 MiB object to {url}: {err}"))?;
-    Ok(Server {
+    let path = Path::from(format!("objectdev-bench/object-{}", std::process::id()));
+    testsupport::s3::upload(&store, &path, &bytes);
+    Server {
         store: Arc::new(CountingStore::new(Arc::new(store))),
-        path: Path::from(key),
+        path,
         bytes,
-    })
-}
-
-fn url_host(endpoint: &str) -> String {
-    let rest = endpoint
-        .split_once("://")
-        .map_or(endpoint, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
-    match authority.rsplit_once(':') {
-        Some((host, _)) if !host.is_empty() => host.to_owned(),
-        _ => authority.to_owned(),
+        _s3: s3,
     }
 }
 
@@ -306,16 +282,7 @@ fn write_costs(costs: &[Cost]) {
 }
 
 fn main() {
-    let server = match server() {
-        Ok(server) => server,
-        Err(reason) => {
-            eprintln!(
-                "objectdev bench not run: {reason} (it needs the S3 server .ci/run starts: \
-                 AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, OBJECTDEV_TEST_BUCKET)"
-            );
-            return;
-        }
-    };
+    let server = server();
     let mut criterion = Criterion::default().configure_from_args();
     let mut costs = Vec::new();
     random_reads(&mut criterion, &server, &mut costs);

@@ -124,6 +124,15 @@ async fn same_batches_and_no_warm_get(setup: Setup) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_reads_through_the_cache_over_s3_the_same_batches_and_warm_reads_make_no_get() {
+    // The S3 server the environment names, else one in this process.
+    let server = testsupport::s3::S3Server::start();
+    let inner: Arc<dyn ObjectStore> = Arc::new(server.store());
+    let path = testsupport::s3::unique_key("objectcache-parquet");
+    same_batches_and_no_warm_get(setup_over(inner, path).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_of_one_column_fetches_only_that_columns_pages() {
     let setup = setup().await;
     let reader = ParquetObjectReader::new(setup.counting.clone(), setup.path.clone());

@@ -1,5 +1,6 @@
-//! Against a real S3 server on 127.0.0.1 (s3s-fs, started by `.ci/run`):
-//! what the stack costs in requests, and what faults do.
+//! Against a real S3 server on 127.0.0.1 (s3s-fs in this process, or the
+//! one the environment names): what the stack costs in requests, and what
+//! faults do.
 //!
 //! The request counts are the point: RAM pages (`PageCache`) over an
 //! encrypted disk tier (`SpillTier`) over the object (`ObjectDevice`) turn
@@ -17,7 +18,8 @@ use objectdev::{Error, ObjectDevice, RequestCounts};
 use pagecache::PageCache;
 use parking_lot::Mutex;
 use spillcache::SpillTier;
-use support::{OwnServer, TempDir, counting, noise, server, store, unique_key, upload};
+use support::{TempDir, counting, noise, unique_key, upload};
+use testsupport::s3::S3Server;
 
 const PAGE: usize = 4096;
 const BATCH_PAGES: usize = 64;
@@ -57,7 +59,7 @@ fn gets(before: RequestCounts, after: RequestCounts) -> u64 {
 
 #[test]
 fn the_stack_makes_one_get_per_batch_cold_and_none_warm() {
-    let Some(server) = server() else { return };
+    let server = S3Server::start();
     let counting = counting(&server);
     let key = unique_key("economics");
     let pages = 1024; // 4 MiB
@@ -111,7 +113,7 @@ fn the_stack_makes_one_get_per_batch_cold_and_none_warm() {
 
 #[test]
 fn a_large_read_is_split_into_parallel_parts() {
-    let Some(server) = server() else { return };
+    let server = S3Server::start();
     let counting = counting(&server);
     let key = unique_key("parts");
     let bytes = noise(2, (8 << 20) + 123);
@@ -141,22 +143,27 @@ fn a_large_read_is_split_into_parallel_parts() {
 
 #[test]
 fn open_reads_the_url_and_the_environment() {
-    let Some(server) = server() else { return };
+    let server = S3Server::start();
     let key = unique_key("open");
-    upload(store(&server).as_ref(), &key, b"opened from a URL");
-    // AWS_ENDPOINT, keys and AWS_ALLOW_HTTP come from the environment.
-    let url = format!("s3://{}/{key}", server.bucket);
-    let object = ObjectDevice::open(&url).unwrap();
+    upload(&server.store(), &key, b"opened from a URL");
+    let url = server.url(key.as_ref());
+    let object = ObjectDevice::open_with_options(&url, server.url_options()).unwrap();
     let mut buf = [0u8; 17];
     object.read_exact_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"opened from a URL");
+    // An external server is named by AWS_* variables, which `open` reads.
+    if server.is_external() {
+        let object = ObjectDevice::open(&url).unwrap();
+        object.read_exact_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"opened from a URL");
+    }
 }
 
 #[test]
 fn errors_keep_the_stores_message() {
-    let Some(server) = server() else { return };
+    let server = S3Server::start();
     let key = unique_key("absent");
-    let err = ObjectDevice::new(store(&server), key.clone()).unwrap_err();
+    let err = ObjectDevice::new(Arc::new(server.store()), key.clone()).unwrap_err();
     assert!(
         matches!(err, Error::Store(object_store::Error::NotFound { .. })),
         "{err}"
@@ -165,9 +172,13 @@ fn errors_keep_the_stores_message() {
     assert_eq!(io.kind(), io::ErrorKind::NotFound);
     assert!(io.to_string().contains(key.as_ref()), "{io}");
 
-    let mut wrong = server.clone();
-    wrong.secret_key = "not-the-secret".into();
-    let err = ObjectDevice::new(store(&wrong), key).unwrap_err();
+    let wrong = server
+        .builder()
+        .with_secret_access_key("not-the-secret")
+        .with_retry(testsupport::s3::quick_retry())
+        .build()
+        .unwrap();
+    let err = ObjectDevice::new(Arc::new(wrong), key).unwrap_err();
     let io: io::Error = err.into();
     assert!(
         matches!(
@@ -181,10 +192,8 @@ fn errors_keep_the_stores_message() {
 
 #[test]
 fn a_server_stopped_mid_read_is_an_error_and_the_cache_recovers() {
-    let Some(own) = OwnServer::start() else {
-        return;
-    };
-    let counting = counting(&own.server);
+    let own = S3Server::start_in_process();
+    let counting = counting(&own);
     let key = unique_key("stopped");
     let bytes = noise(3, 2 << 20);
     upload(counting.as_ref(), &key, &bytes);
@@ -241,7 +250,7 @@ fn a_server_stopped_mid_read_is_an_error_and_the_cache_recovers() {
 
 #[test]
 fn a_replaced_object_is_never_mixed_with_the_old_one() {
-    let Some(server) = server() else { return };
+    let server = S3Server::start();
     let counting = counting(&server);
     let key = unique_key("replaced");
     let old = noise(10, 1 << 20);
@@ -280,8 +289,8 @@ fn a_replaced_object_is_never_mixed_with_the_old_one() {
 
 #[test]
 fn an_object_changed_in_size_is_refused_too() {
-    let Some(server) = server() else { return };
-    let store: Arc<dyn ObjectStore> = store(&server);
+    let server = S3Server::start();
+    let store: Arc<dyn ObjectStore> = Arc::new(server.store());
     let key = unique_key("resized");
     upload(store.as_ref(), &key, &noise(6, 10_000));
     let object = ObjectDevice::new(Arc::clone(&store), key.clone()).unwrap();
