@@ -116,6 +116,10 @@ async fn same_batches_and_no_warm_get(setup: Setup) {
     let warm = read_all(setup.cached.clone(), &setup.path, None).await;
     assert_eq!(warm, direct);
     let warm_counts = setup.counting.counts();
+    eprintln!(
+        "requests of a read of {} bytes: cold {cold_counts:?}, warm {warm_counts:?}",
+        setup.file_len
+    );
     assert_eq!(
         (warm_counts.gets, warm_counts.heads),
         (0, 0),
