@@ -10,6 +10,10 @@
 //! reads `InMemory` with no wait: the cost of the cache's own path
 //! (a blocking-pool hop per request, a copy out of the pages).
 //!
+//! A third pair reads from testsupport's S3 server (the one the environment
+//! names, else one in the bench's own process on loopback): warm through
+//! the cache against directly from the server.
+//!
 //! Also writes the requests each read makes (`objectcache-requests.md` in
 //! `BENCH_EXTRA_DIR`), counted by objectdev's `CountingStore`.
 
@@ -153,17 +157,28 @@ struct Setup {
     slow_cached: Arc<CachingStore>,
     fast: Arc<dyn ObjectStore>,
     fast_cached: Arc<CachingStore>,
+    s3: Arc<dyn ObjectStore>,
+    s3_cached: Arc<CachingStore>,
+    s3_path: Path,
+    /// Kept alive for the bench: dropping it stops an in-process server.
+    _server: testsupport::s3::S3Server,
 }
 
 fn setup() -> Setup {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_time()
+        .enable_all()
         .build()
         .expect("a tokio runtime");
     let path = Path::from("tables/t/part-0.parquet");
     let file = parquet_file();
     let file_len = file.len() as u64;
+    let server = testsupport::s3::S3Server::start();
+    let s3: Arc<dyn ObjectStore> = Arc::new(server.store());
+    let s3_path = testsupport::s3::unique_key("objectcache-bench");
+    runtime
+        .block_on(s3.put(&s3_path, file.clone().into()))
+        .expect("put the file on S3");
     let memory = Arc::new(InMemory::new());
     runtime
         .block_on(memory.put(&path, file.into()))
@@ -182,6 +197,10 @@ fn setup() -> Setup {
         Arc::new(store)
     };
     Setup {
+        s3_cached: cache(s3.clone()),
+        s3,
+        s3_path,
+        _server: server,
         slow_cached: cache(slow.clone()),
         fast_cached: cache(memory.clone()),
         fast: memory,
@@ -251,16 +270,25 @@ fn parquet_reads(c: &mut Criterion, setup: &Setup) {
         b.iter(|| read(setup.fast_cached.clone()))
     });
     group.bench_function("direct_memory", |b| b.iter(|| read(setup.fast.clone())));
+    let read_s3 =
+        |store: Arc<dyn ObjectStore>| setup.runtime.block_on(read_all(store, &setup.s3_path));
+    group.bench_function("cached_warm_s3", |b| {
+        b.iter(|| read_s3(setup.s3_cached.clone()))
+    });
+    group.bench_function("direct_s3", |b| b.iter(|| read_s3(setup.s3.clone())));
     group.finish();
 }
 
 fn main() {
     let setup = setup();
     write_requests(&setup);
-    // Fill the cache over memory too, so both cached rows are warm.
+    // Fill the other caches too, so every cached row is warm.
     setup
         .runtime
         .block_on(read_all(setup.fast_cached.clone(), &setup.path));
+    setup
+        .runtime
+        .block_on(read_all(setup.s3_cached.clone(), &setup.s3_path));
     let mut criterion = Criterion::default().configure_from_args();
     parquet_reads(&mut criterion, &setup);
     criterion.final_summary();
