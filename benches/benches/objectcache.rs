@@ -1,0 +1,295 @@
+//! objectcache: the `parquet` crate reads a Parquet file (4 row groups, 3
+//! columns, ~10 MB) with `ParquetObjectReader`, through the caching store
+//! (warm: every page in RAM) against directly from the store it caches.
+//!
+//! The inner store is object_store's `InMemory` behind a wrapper that waits
+//! 2 ms before answering each GET or HEAD, about what an S3 server on
+//! loopback costs per request (a real one costs tens of ms): so the
+//! direct read pays per request what a remote reader pays, and the cached
+//! read shows what is left once nothing goes to the store. A second row
+//! reads `InMemory` with no wait: the cost of the cache's own path
+//! (a blocking-pool hop per request, a copy out of the pages).
+//!
+//! A third pair reads from testsupport's S3 server (the one the environment
+//! names, else one in the bench's own process on loopback): warm through
+//! the cache against directly from the server.
+//!
+//! Also writes the requests each read makes (`objectcache-requests.md` in
+//! `BENCH_EXTRA_DIR`), counted by objectdev's `CountingStore`.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use async_trait::async_trait;
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use objectcache::CachingStore;
+use objectdev::CountingStore;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::file::properties::WriterProperties;
+use tokio::runtime::Runtime;
+
+const ROWS: i64 = 400_000;
+const ROW_GROUP_ROWS: usize = 100_000;
+/// Per-request wait of the "remote" inner store.
+const LATENCY: Duration = Duration::from_millis(2);
+
+/// An `ObjectStore` that waits before each GET or HEAD it forwards.
+#[derive(Debug)]
+struct SlowStore {
+    inner: Arc<dyn ObjectStore>,
+    latency: Duration,
+}
+
+impl fmt::Display for SlowStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Slow({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for SlowStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        // As a remote store: ranges fetched by parallel ranged GETs.
+        object_store::coalesce_ranges(
+            ranges,
+            |range| self.get_range(location, range),
+            object_store::OBJECT_STORE_COALESCE_DEFAULT,
+        )
+        .await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn parquet_file() -> Vec<u8> {
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..ROWS));
+    let values: ArrayRef = Arc::new(Float64Array::from_iter_values(
+        (0..ROWS).map(|i| (i as f64).sqrt()),
+    ));
+    let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..ROWS).map(|i| format!("row-{:07}", i * 7919 % ROWS)),
+    ));
+    let batch = RecordBatch::try_from_iter([("id", ids), ("value", values), ("name", names)])
+        .expect("a batch of three columns");
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
+        .build();
+    let mut file = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut file, batch.schema(), Some(properties))
+        .expect("a Parquet writer");
+    writer.write(&batch).expect("write the batch");
+    writer.close().expect("finish the file");
+    file
+}
+
+async fn read_all(store: Arc<dyn ObjectStore>, path: &Path) -> usize {
+    let reader = ParquetObjectReader::new(store, path.clone());
+    let stream = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .expect("read the footer")
+        .build()
+        .expect("a stream of batches");
+    let batches: Vec<RecordBatch> = stream.try_collect().await.expect("read the batches");
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+struct Setup {
+    runtime: Runtime,
+    path: Path,
+    file_len: u64,
+    /// The slow store, counted.
+    slow: Arc<CountingStore>,
+    slow_cached: Arc<CachingStore>,
+    fast: Arc<dyn ObjectStore>,
+    fast_cached: Arc<CachingStore>,
+    s3: Arc<dyn ObjectStore>,
+    s3_cached: Arc<CachingStore>,
+    s3_path: Path,
+    /// Kept alive for the bench: dropping it stops an in-process server.
+    _server: testsupport::s3::S3Server,
+}
+
+fn setup() -> Setup {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let path = Path::from("tables/t/part-0.parquet");
+    let file = parquet_file();
+    let file_len = file.len() as u64;
+    let server = testsupport::s3::S3Server::start();
+    let s3: Arc<dyn ObjectStore> = Arc::new(server.store());
+    let s3_path = testsupport::s3::unique_key("objectcache-bench");
+    runtime
+        .block_on(s3.put(&s3_path, file.clone().into()))
+        .expect("put the file on S3");
+    let memory = Arc::new(InMemory::new());
+    runtime
+        .block_on(memory.put(&path, file.into()))
+        .expect("put the file");
+    let slow = Arc::new(CountingStore::new(Arc::new(SlowStore {
+        inner: memory.clone(),
+        latency: LATENCY,
+    })));
+    let cache = |inner: Arc<dyn ObjectStore>| {
+        let store = CachingStore::builder()
+            .ram_bytes(64 << 20)
+            .disk_bytes(256 << 20)
+            .dir(tier_dir())
+            .build(inner)
+            .expect("build the caching store");
+        Arc::new(store)
+    };
+    Setup {
+        s3_cached: cache(s3.clone()),
+        s3,
+        s3_path,
+        _server: server,
+        slow_cached: cache(slow.clone()),
+        fast_cached: cache(memory.clone()),
+        fast: memory,
+        slow,
+        runtime,
+        path,
+        file_len,
+    }
+}
+
+fn tier_dir() -> std::path::PathBuf {
+    std::env::var_os("SPILLCACHE_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into)
+}
+
+fn write_requests(setup: &Setup) {
+    let mut table = String::from(
+        "| Parquet read (whole file, 4 row groups x 3 columns) | GETs | HEADs | bytes fetched |\n|---|---|---|---|\n",
+    );
+    let mut row = |name: &str, store: Arc<dyn ObjectStore>| {
+        setup.slow.reset();
+        let rows = setup.runtime.block_on(read_all(store, &setup.path));
+        assert_eq!(rows, ROWS as usize);
+        let counts = setup.slow.counts();
+        writeln!(
+            table,
+            "| {name} | {} | {} | {} |",
+            counts.gets, counts.heads, counts.get_bytes
+        )
+        .expect("write to a String");
+    };
+    row("direct from the store", setup.slow.clone());
+    row("through the caching store, cold", setup.slow_cached.clone());
+    row("through the caching store, warm", setup.slow_cached.clone());
+    println!("{table}");
+    let dir = benches::extra_report_dir();
+    std::fs::create_dir_all(&dir).expect("create the bench-extra directory");
+    let report = format!(
+        "### objectcache: requests of a Parquet read\n\n{table}\nThe file is {} bytes. Counted by \
+         objectdev's `CountingStore` in front of the inner store. Caching store: 64 KiB pages, \
+         1 MiB chunks, 64 MiB RAM, 256 MiB disk.\n",
+        setup.file_len
+    );
+    std::fs::write(dir.join("objectcache-requests.md"), report).expect("write the extra table");
+}
+
+fn measurement_time() -> Duration {
+    if std::env::var_os("BENCH_FULL").is_some() {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(3)
+    }
+}
+
+fn parquet_reads(c: &mut Criterion, setup: &Setup) {
+    let mut group = c.benchmark_group("objectcache_parquet");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement_time())
+        .throughput(Throughput::Bytes(setup.file_len));
+    let read = |store: Arc<dyn ObjectStore>| setup.runtime.block_on(read_all(store, &setup.path));
+    group.bench_function("cached_warm", |b| {
+        b.iter(|| read(setup.slow_cached.clone()))
+    });
+    group.bench_function("direct_2ms", |b| b.iter(|| read(setup.slow.clone())));
+    group.bench_function("cached_warm_over_memory", |b| {
+        b.iter(|| read(setup.fast_cached.clone()))
+    });
+    group.bench_function("direct_memory", |b| b.iter(|| read(setup.fast.clone())));
+    let read_s3 =
+        |store: Arc<dyn ObjectStore>| setup.runtime.block_on(read_all(store, &setup.s3_path));
+    group.bench_function("cached_warm_s3", |b| {
+        b.iter(|| read_s3(setup.s3_cached.clone()))
+    });
+    group.bench_function("direct_s3", |b| b.iter(|| read_s3(setup.s3.clone())));
+    group.finish();
+}
+
+fn main() {
+    let setup = setup();
+    write_requests(&setup);
+    // Fill the other caches too, so every cached row is warm.
+    setup
+        .runtime
+        .block_on(read_all(setup.fast_cached.clone(), &setup.path));
+    setup
+        .runtime
+        .block_on(read_all(setup.s3_cached.clone(), &setup.s3_path));
+    let mut criterion = Criterion::default().configure_from_args();
+    parquet_reads(&mut criterion, &setup);
+    criterion.final_summary();
+}
