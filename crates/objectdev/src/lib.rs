@@ -188,7 +188,7 @@
 //! the caller's (a multi-thread one with `enable_all`, which must outlive
 //! the device). Requests run as tasks of that runtime.
 //!
-//! - The blocking reads ([`ReadAt`](blockdev::ReadAt)) work from plain
+//! - The blocking reads ([`ReadAt`]) work from plain
 //!   threads and, in an async program, from `spawn_blocking`, inside
 //!   `block_in_place` and on threads inside `Runtime::enter`. On a thread
 //!   that runs async tasks (a worker, or inside `block_on`) they are
