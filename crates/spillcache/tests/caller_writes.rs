@@ -11,11 +11,13 @@ mod common;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use blockdev::{MemDevice, ReadAt, WriteAt};
 use common::WAIT;
-use parking_lot::{Condvar, Mutex};
+use common::gate::{Gate, GatedDevice};
+use parking_lot::Mutex;
 use spillcache::{Builder, SpillCache};
 
 /// Records the name of the thread behind every write.
@@ -156,75 +158,13 @@ fn many_threads_adding_and_waiting_lose_and_mix_up_nothing() {
     assert_eq!(cache.len(), 32);
 }
 
-/// Holds every write until opened, and tells which threads reached it and
-/// whether the waiting caller has returned.
-#[derive(Default)]
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct GateState {
-    open: bool,
-    reached: Vec<String>,
-    waiter_returned: bool,
-}
-
-impl Gate {
-    fn pass(&self) {
-        let mut state = self.state.lock();
-        let name = thread::current().name().unwrap_or("unnamed").to_owned();
-        state.reached.push(name);
-        self.changed.notify_all();
-        while !state.open {
-            self.changed.wait(&mut state);
-        }
-    }
-
-    fn update(&self, change: impl FnOnce(&mut GateState)) {
-        change(&mut self.state.lock());
-        self.changed.notify_all();
-    }
-}
-
-struct GatedDevice {
-    inner: MemDevice,
-    gate: Arc<Gate>,
-}
-
-impl ReadAt for GatedDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for GatedDevice {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Issue 16, item 8: a caller whose device hangs on another thread's value
 /// returns at its timeout; it writes only values it added itself. Whether
 /// the writer thread or nobody has started on that value when the caller
 /// waits, the caller never enters the device for it.
 #[test]
 fn a_caller_with_a_timeout_never_waits_on_another_threads_hung_write() {
-    let gate = Arc::new(Gate::default());
+    let gate = Arc::new(Gate::closed());
     let device_gate = Arc::clone(&gate);
     let cache = Arc::new(
         Builder::with_file_factory(move || {
@@ -237,32 +177,33 @@ fn a_caller_with_a_timeout_never_waits_on_another_threads_hung_write() {
         .unwrap(),
     );
     on_thread("adder", || cache.add(b"theirs", &pattern(1000, 1)).unwrap());
+    let waiter_returned = Arc::new(AtomicBool::new(false));
     let waiter = {
         let (cache, gate) = (Arc::clone(&cache), Arc::clone(&gate));
+        let returned = Arc::clone(&waiter_returned);
         thread::Builder::new()
             .name("waiter".into())
             .spawn(move || {
                 cache.add(b"mine", &pattern(100, 2)).unwrap();
                 let result = cache.wait_for_write(std::time::Duration::from_millis(100));
-                gate.update(|s| s.waiter_returned = true);
+                returned.store(true, Ordering::SeqCst);
+                gate.wake();
                 result
             })
             .unwrap()
     };
-    let reached_by_waiter = {
-        let mut state = gate.state.lock();
-        let decided = |s: &GateState| s.waiter_returned || s.reached.iter().any(|n| n == "waiter");
-        while !decided(&state) {
-            let timed_out = gate.changed.wait_for(&mut state, WAIT).timed_out();
-            assert!(!timed_out, "the caller neither returned nor wrote");
-        }
-        state.reached.iter().any(|n| n == "waiter")
-    };
+    // Until the caller either returned or wrote.
+    let reached_by_waiter = gate
+        .wait_until(|held| {
+            waiter_returned.load(Ordering::SeqCst) || held.iter().any(|n| n == "waiter")
+        })
+        .iter()
+        .any(|n| n == "waiter");
     // With the write hung: other keys are added and read as usual.
     cache.add(b"other", b"x").unwrap();
     assert_eq!(cache.get(b"other").unwrap(), Some(b"x".to_vec()));
     assert_eq!(cache.get(b"theirs").unwrap(), Some(pattern(1000, 1)));
-    gate.update(|s| s.open = true);
+    gate.open();
     let waited = waiter.join().unwrap();
     assert!(
         !reached_by_waiter,
