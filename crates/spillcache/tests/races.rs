@@ -4,29 +4,24 @@
 
 mod common;
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use blockdev::{MemDevice, ReadAt, WriteAt};
+use blockdev::{MemDevice, ReadAt};
 use common::WAIT;
-use common::gate::{Gate, GatedDevice};
+use common::gate::{Gate, gated_device};
+use common::hooked::HookedDevice;
 use spillcache::{Builder, Error, SpillCache};
 
 /// A cache whose first write blocks until `gate.open()`.
-fn gated() -> (SpillCache<GatedDevice>, Arc<Gate>, MemDevice) {
+fn gated() -> (SpillCache<HookedDevice>, Arc<Gate>, MemDevice) {
     let gate = Arc::new(Gate::closed());
     let inner = MemDevice::new();
     let (g, i) = (Arc::clone(&gate), inner.clone());
-    let cache = Builder::with_file_factory(move || {
-        Ok(GatedDevice {
-            inner: i.clone(),
-            gate: Arc::clone(&g),
-        })
-    })
-    .build()
-    .unwrap();
+    let cache = Builder::with_file_factory(move || Ok(gated_device(i.clone(), &g)))
+        .build()
+        .unwrap();
     (cache, gate, inner)
 }
 
@@ -104,7 +99,7 @@ fn a_write_that_finishes_after_a_clear_is_discarded_and_trimmed() {
 
 /// A cache with `n` values of 100 bytes on disk, then the gate closed so the
 /// next write (a defrag's copy) blocks.
-fn gated_with_values(n: u8) -> (SpillCache<GatedDevice>, Arc<Gate>) {
+fn gated_with_values(n: u8) -> (SpillCache<HookedDevice>, Arc<Gate>) {
     let (cache, gate, _) = gated();
     gate.open();
     for i in 0..n {
@@ -165,47 +160,18 @@ fn a_clear_during_a_defrag_copy_voids_the_copy() {
     assert_eq!(cache.get(b"after").unwrap(), Some(b"clear".to_vec()));
 }
 
-/// A device whose writes panic (counted), to kill whichever thread writes.
-struct PanickingDevice {
-    inner: MemDevice,
-    panics: Arc<AtomicUsize>,
-}
-
-impl ReadAt for PanickingDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for PanickingDevice {
-    fn write_at(&self, _: u64, _: &[u8]) -> io::Result<usize> {
-        self.panics.fetch_add(1, Ordering::SeqCst);
-        panic!("device write panicked (expected by the test)");
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A cache whose writes panic, with a bound of 10 waiting bytes, and the
 /// count of panics.
-fn panicking() -> (SpillCache<PanickingDevice>, Arc<AtomicUsize>) {
+fn panicking() -> (SpillCache<HookedDevice>, Arc<AtomicUsize>) {
     let panics = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&panics);
     let cache = Builder::with_file_factory(move || {
-        Ok(PanickingDevice {
-            inner: MemDevice::new(),
-            panics: Arc::clone(&counter),
-        })
+        let counter = Arc::clone(&counter);
+        // Kills whichever thread writes.
+        Ok(HookedDevice::new(MemDevice::new(), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            panic!("device write panicked (expected by the test)");
+        }))
     })
     .max_pending_bytes(10)
     .build()

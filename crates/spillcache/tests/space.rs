@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use blockdev::{MemDevice, ReadAt};
-use common::gate::{Gate, GatedDevice};
+use common::gate::{Gate, gated_device};
 use common::{TempDir, WAIT};
 use spillcache::{Builder, SpillCache};
 
@@ -19,10 +19,8 @@ use spillcache::{Builder, SpillCache};
 /// empty too, not hold the copy's 100 kB.
 #[test]
 fn a_clear_during_an_in_place_compaction_leaves_no_tail() {
-    let file = GatedDevice {
-        inner: MemDevice::new(),
-        gate: Arc::new(Gate::opened()),
-    };
+    let gate = Arc::new(Gate::opened());
+    let file = gated_device(MemDevice::new(), &gate);
     let made = AtomicBool::new(false);
     let first = file.clone();
     // No room for a second file: defragmentation compacts in place.
@@ -41,15 +39,15 @@ fn a_clear_during_an_in_place_compaction_leaves_no_tail() {
     assert!(cache.wait_for_write(WAIT).unwrap());
     assert!(cache.remove(b"a")); // c moves down into a's place
     let cache = Arc::new(cache);
-    file.gate.close();
+    gate.close();
     let defrag = {
         let cache = Arc::clone(&cache);
         std::thread::spawn(move || cache.defrag(WAIT))
     };
-    file.gate.wait_for_a_write(); // the compaction's copy is under way
+    gate.wait_for_a_write(); // the compaction's copy is under way
 
     cache.clear().unwrap();
-    file.gate.open();
+    gate.open();
     assert!(defrag.join().unwrap().unwrap(), "served");
 
     assert_eq!((cache.len(), cache.size_on_disk()), (0, 0));

@@ -1,14 +1,14 @@
-//! A device whose writes wait at a gate the test opens and closes, so a
-//! test can act while a write is under way.
+//! A gate the test opens and closes, and a device whose writes wait at
+//! it, so a test can act while a write is under way.
 
-use std::io;
 use std::sync::Arc;
 use std::thread;
 
-use blockdev::{MemDevice, ReadAt, WriteAt};
+use blockdev::MemDevice;
 use parking_lot::{Condvar, Mutex};
 
 use super::WAIT;
+use super::hooked::HookedDevice;
 
 /// Holds writes while closed and names the threads whose writes arrived
 /// while it was closed.
@@ -94,35 +94,8 @@ impl Gate {
     }
 }
 
-/// An in-memory device whose writes pass a gate. Clones share the bytes
-/// and the gate.
-#[derive(Clone)]
-pub struct GatedDevice {
-    pub inner: MemDevice,
-    pub gate: Arc<Gate>,
-}
-
-impl ReadAt for GatedDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for GatedDevice {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
+/// An in-memory device whose writes pass `gate`.
+pub fn gated_device(inner: MemDevice, gate: &Arc<Gate>) -> HookedDevice {
+    let gate = Arc::clone(gate);
+    HookedDevice::new(inner, move || gate.pass())
 }

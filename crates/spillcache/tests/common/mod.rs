@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use spillcache::{Builder, Error, SpillCache};
 
 pub mod gate;
+pub mod hooked;
 
 /// Long enough for a loaded CI machine; tests normally finish in microseconds.
 pub const WAIT: Duration = Duration::from_secs(30);
