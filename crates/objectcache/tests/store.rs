@@ -23,11 +23,15 @@ fn version_bytes(version: u8, len: usize) -> Vec<u8> {
 }
 
 fn cache_over(inner: Arc<dyn ObjectStore>) -> CachingStore {
+    cache_with_budgets(inner, 1 << 20, 4 << 20)
+}
+
+fn cache_with_budgets(inner: Arc<dyn ObjectStore>, ram: u64, disk: u64) -> CachingStore {
     CachingStore::builder()
         .page_size(PAGE_SIZE)
         .chunk_size(CHUNK_SIZE)
-        .ram_bytes(1 << 20)
-        .disk_bytes(4 << 20)
+        .ram_bytes(ram)
+        .disk_bytes(disk)
         .build(inner)
         .unwrap()
 }
@@ -49,14 +53,25 @@ fn payload(bytes: &[u8]) -> PutPayload {
 
 const LEN: usize = 256 << 10;
 
-#[tokio::test]
-async fn a_warm_range_and_a_warm_head_ask_the_inner_store_nothing() {
-    let Setup { counting, cached } = setup();
-    let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
+/// Writes version `version` (`LEN` bytes) of `path` to `store`.
+async fn put_version(store: &dyn ObjectStore, path: &Path, version: u8) {
+    store
+        .put(path, payload(&version_bytes(version, LEN)))
         .await
         .unwrap();
+}
+
+/// A setup whose inner store holds version 1 of `path`.
+async fn setup_with_version_1(path: &Path) -> Setup {
+    let setup = setup();
+    put_version(&*setup.counting, path, 1).await;
+    setup
+}
+
+#[tokio::test]
+async fn a_warm_range_and_a_warm_head_ask_the_inner_store_nothing() {
+    let path = Path::from("a");
+    let Setup { counting, cached } = setup_with_version_1(&path).await;
     counting.reset();
     let cold = cached.get_range(&path, 1000..50_000).await.unwrap();
     let head = cached.head(&path).await.unwrap();
@@ -116,21 +131,14 @@ async fn an_empty_object_reads_as_empty() {
 
 #[tokio::test]
 async fn a_changed_etag_drops_the_old_versions_pages_and_chunks() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { counting, cached } = setup_with_version_1(&path).await;
     assert_eq!(
         &cached.get_range(&path, 0..1000).await.unwrap()[..],
         &version_bytes(1, LEN)[..1000]
     );
     // Another writer replaces the object behind the cache's back.
-    counting
-        .put(&path, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
+    put_version(&*counting, &path, 2).await;
     // A range the cache lacks: its GET names the new ETag.
     let far = cached.get_range(&path, 200_000..201_000).await.unwrap();
     assert_eq!(&far[..], &version_bytes(2, LEN)[200_000..201_000]);
@@ -149,17 +157,10 @@ async fn a_changed_etag_drops_the_old_versions_pages_and_chunks() {
 
 #[tokio::test]
 async fn get_ranges_never_mixes_two_versions() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { counting, cached } = setup_with_version_1(&path).await;
     cached.get_range(&path, 0..1000).await.unwrap();
-    counting
-        .put(&path, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
+    put_version(&*counting, &path, 2).await;
     let ranges = [0..1000, 200_000..201_000];
     let got = cached.get_ranges(&path, &ranges).await.unwrap();
     let v2 = version_bytes(2, LEN);
@@ -170,17 +171,10 @@ async fn get_ranges_never_mixes_two_versions() {
 
 #[tokio::test]
 async fn a_pass_through_get_with_another_etag_drops_the_cached_version() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { counting, cached } = setup_with_version_1(&path).await;
     cached.get_range(&path, 0..1000).await.unwrap();
-    counting
-        .put(&path, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
+    put_version(&*counting, &path, 2).await;
     let options = GetOptions {
         if_none_match: Some("\"not-this-one\"".into()),
         ..GetOptions::default()
@@ -197,28 +191,17 @@ async fn warm(cached: &CachingStore, path: &Path) -> Bytes {
 
 #[tokio::test]
 async fn a_put_through_the_cache_is_read_back() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { cached, .. } = setup_with_version_1(&path).await;
     warm(&cached, &path).await;
-    cached
-        .put(&path, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
+    put_version(&cached, &path, 2).await;
     assert_eq!(&warm(&cached, &path).await[..], &version_bytes(2, LEN)[..]);
 }
 
 #[tokio::test]
 async fn a_multipart_upload_through_the_cache_is_read_back() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { cached, .. } = setup_with_version_1(&path).await;
     warm(&cached, &path).await;
     let mut upload = cached.put_multipart(&path).await.unwrap();
     upload
@@ -231,12 +214,8 @@ async fn a_multipart_upload_through_the_cache_is_read_back() {
 
 #[tokio::test]
 async fn a_delete_through_the_cache_is_not_found_after() {
-    let Setup { counting, cached } = setup();
     let path = Path::from("a");
-    counting
-        .put(&path, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    let Setup { cached, .. } = setup_with_version_1(&path).await;
     warm(&cached, &path).await;
     cached.delete(&path).await.unwrap();
     let err = cached.get_range(&path, 0..10).await.unwrap_err();
@@ -248,14 +227,8 @@ async fn a_delete_through_the_cache_is_not_found_after() {
 async fn a_copy_through_the_cache_replaces_the_target() {
     let Setup { counting, cached } = setup();
     let (from, to) = (Path::from("from"), Path::from("to"));
-    counting
-        .put(&from, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
-    counting
-        .put(&to, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    put_version(&*counting, &from, 2).await;
+    put_version(&*counting, &to, 1).await;
     warm(&cached, &to).await;
     cached.copy(&from, &to).await.unwrap();
     assert_eq!(&warm(&cached, &to).await[..], &version_bytes(2, LEN)[..]);
@@ -265,14 +238,8 @@ async fn a_copy_through_the_cache_replaces_the_target() {
 async fn a_rename_through_the_cache_replaces_the_target_and_drops_the_source() {
     let Setup { counting, cached } = setup();
     let (from, to) = (Path::from("from"), Path::from("to"));
-    counting
-        .put(&from, payload(&version_bytes(2, LEN)))
-        .await
-        .unwrap();
-    counting
-        .put(&to, payload(&version_bytes(1, LEN)))
-        .await
-        .unwrap();
+    put_version(&*counting, &from, 2).await;
+    put_version(&*counting, &to, 1).await;
     warm(&cached, &to).await;
     warm(&cached, &from).await;
     cached.rename(&from, &to).await.unwrap();
@@ -377,13 +344,7 @@ async fn the_ram_and_disk_budgets_hold_across_objects() {
     let counting = Arc::new(CountingStore::new(Arc::new(InMemory::new())));
     let ram = 64 * PAGE_SIZE as u64;
     let disk = 8 * CHUNK_SIZE;
-    let cached = CachingStore::builder()
-        .page_size(PAGE_SIZE)
-        .chunk_size(CHUNK_SIZE)
-        .ram_bytes(ram)
-        .disk_bytes(disk)
-        .build(counting.clone())
-        .unwrap();
+    let cached = cache_with_budgets(counting.clone(), ram, disk);
     let objects: Vec<(Path, Vec<u8>)> = (0..12u8)
         .map(|i| {
             (
@@ -435,12 +396,8 @@ fn reads_run_off_the_worker_of_a_current_thread_runtime() {
         .unwrap();
     let worker = std::thread::current().id();
     runtime.block_on(async {
-        let Setup { counting, cached } = setup();
         let path = Path::from("a");
-        counting
-            .put(&path, payload(&version_bytes(1, LEN)))
-            .await
-            .unwrap();
+        let Setup { counting, cached } = setup_with_version_1(&path).await;
         let seen_on = Arc::new(thread_ids::ThreadIds::default());
         let hook_seen = seen_on.clone();
         counting.before_request(Some(Arc::new(move |_: &objectdev::RequestCounts| {

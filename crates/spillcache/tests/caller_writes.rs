@@ -9,61 +9,29 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use blockdev::{MemDevice, ReadAt, WriteAt};
+use blockdev::MemDevice;
 use common::WAIT;
-use parking_lot::{Condvar, Mutex};
+use common::gate::{Gate, gated_device};
+use common::hooked::HookedDevice;
+use parking_lot::Mutex;
 use spillcache::{Builder, SpillCache};
 
-/// Records the name of the thread behind every write.
-#[derive(Clone, Default)]
-struct Recording {
-    inner: MemDevice,
-    writers: Arc<Mutex<Vec<String>>>,
-}
-
-impl Recording {
-    fn take_writers(&self) -> Vec<String> {
-        std::mem::take(&mut *self.writers.lock())
-    }
-}
-
-impl ReadAt for Recording {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for Recording {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
+/// A cache whose device records the name of the thread behind every write.
+fn recording_cache() -> (SpillCache<HookedDevice>, Arc<Mutex<Vec<String>>>) {
+    let writers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorded = Arc::clone(&writers);
+    let file = HookedDevice::new(MemDevice::new(), move || {
         let name = thread::current().name().unwrap_or("unnamed").to_owned();
-        self.writers.lock().push(name);
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn recording_cache() -> (SpillCache<Recording>, Recording) {
-    let device = Recording::default();
-    let file = device.clone();
+        recorded.lock().push(name);
+    });
     let cache = Builder::with_file_factory(move || Ok(file.clone()))
         .build()
         .unwrap();
-    (cache, device)
+    (cache, writers)
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -86,14 +54,14 @@ fn on_thread<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
 
 #[test]
 fn values_added_and_waited_for_come_back_exact_whoever_wrote_them() {
-    let (cache, device) = recording_cache();
+    let (cache, writers_seen) = recording_cache();
     on_thread("waiter", || {
         for i in 0..20u8 {
             let value = pattern(1000, i);
             cache.add(&[i], &value).unwrap();
             assert!(cache.wait_for_write(WAIT).unwrap());
             assert_eq!(cache.get(&[i]).unwrap(), Some(value));
-            let writers = device.take_writers();
+            let writers = std::mem::take(&mut *writers_seen.lock());
             assert!(!writers.is_empty(), "value {i} was written");
         }
     });
@@ -156,113 +124,47 @@ fn many_threads_adding_and_waiting_lose_and_mix_up_nothing() {
     assert_eq!(cache.len(), 32);
 }
 
-/// Holds every write until opened, and tells which threads reached it and
-/// whether the waiting caller has returned.
-#[derive(Default)]
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct GateState {
-    open: bool,
-    reached: Vec<String>,
-    waiter_returned: bool,
-}
-
-impl Gate {
-    fn pass(&self) {
-        let mut state = self.state.lock();
-        let name = thread::current().name().unwrap_or("unnamed").to_owned();
-        state.reached.push(name);
-        self.changed.notify_all();
-        while !state.open {
-            self.changed.wait(&mut state);
-        }
-    }
-
-    fn update(&self, change: impl FnOnce(&mut GateState)) {
-        change(&mut self.state.lock());
-        self.changed.notify_all();
-    }
-}
-
-struct GatedDevice {
-    inner: MemDevice,
-    gate: Arc<Gate>,
-}
-
-impl ReadAt for GatedDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for GatedDevice {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Issue 16, item 8: a caller whose device hangs on another thread's value
 /// returns at its timeout; it writes only values it added itself. Whether
 /// the writer thread or nobody has started on that value when the caller
 /// waits, the caller never enters the device for it.
 #[test]
 fn a_caller_with_a_timeout_never_waits_on_another_threads_hung_write() {
-    let gate = Arc::new(Gate::default());
+    let gate = Arc::new(Gate::closed());
     let device_gate = Arc::clone(&gate);
     let cache = Arc::new(
-        Builder::with_file_factory(move || {
-            Ok(GatedDevice {
-                inner: MemDevice::new(),
-                gate: Arc::clone(&device_gate),
-            })
-        })
-        .build()
-        .unwrap(),
+        Builder::with_file_factory(move || Ok(gated_device(MemDevice::new(), &device_gate)))
+            .build()
+            .unwrap(),
     );
     on_thread("adder", || cache.add(b"theirs", &pattern(1000, 1)).unwrap());
+    let waiter_returned = Arc::new(AtomicBool::new(false));
     let waiter = {
         let (cache, gate) = (Arc::clone(&cache), Arc::clone(&gate));
+        let returned = Arc::clone(&waiter_returned);
         thread::Builder::new()
             .name("waiter".into())
             .spawn(move || {
                 cache.add(b"mine", &pattern(100, 2)).unwrap();
                 let result = cache.wait_for_write(std::time::Duration::from_millis(100));
-                gate.update(|s| s.waiter_returned = true);
+                returned.store(true, Ordering::SeqCst);
+                gate.wake();
                 result
             })
             .unwrap()
     };
-    let reached_by_waiter = {
-        let mut state = gate.state.lock();
-        let decided = |s: &GateState| s.waiter_returned || s.reached.iter().any(|n| n == "waiter");
-        while !decided(&state) {
-            let timed_out = gate.changed.wait_for(&mut state, WAIT).timed_out();
-            assert!(!timed_out, "the caller neither returned nor wrote");
-        }
-        state.reached.iter().any(|n| n == "waiter")
-    };
+    // Until the caller either returned or wrote.
+    let reached_by_waiter = gate
+        .wait_until(|held| {
+            waiter_returned.load(Ordering::SeqCst) || held.iter().any(|n| n == "waiter")
+        })
+        .iter()
+        .any(|n| n == "waiter");
     // With the write hung: other keys are added and read as usual.
     cache.add(b"other", b"x").unwrap();
     assert_eq!(cache.get(b"other").unwrap(), Some(b"x".to_vec()));
     assert_eq!(cache.get(b"theirs").unwrap(), Some(pattern(1000, 1)));
-    gate.update(|s| s.open = true);
+    gate.open();
     let waited = waiter.join().unwrap();
     assert!(
         !reached_by_waiter,

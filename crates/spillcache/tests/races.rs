@@ -4,94 +4,24 @@
 
 mod common;
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use blockdev::{MemDevice, ReadAt, WriteAt};
+use blockdev::{MemDevice, ReadAt};
 use common::WAIT;
-use parking_lot::{Condvar, Mutex};
+use common::gate::{Gate, gated_device};
+use common::hooked::HookedDevice;
 use spillcache::{Builder, Error, SpillCache};
 
-/// Counts writes that reached the gate and lets them pass only while open.
-#[derive(Default)]
-struct Gate {
-    state: Mutex<(bool, usize)>,
-    changed: Condvar,
-}
-
-impl Gate {
-    fn pass(&self) {
-        let mut state = self.state.lock();
-        state.1 += 1;
-        self.changed.notify_all();
-        while !state.0 {
-            self.changed.wait(&mut state);
-        }
-    }
-
-    fn wait_for_writer(&self) {
-        let mut state = self.state.lock();
-        while state.1 == 0 {
-            assert!(!self.changed.wait_for(&mut state, WAIT).timed_out());
-        }
-    }
-
-    fn open(&self) {
-        self.state.lock().0 = true;
-        self.changed.notify_all();
-    }
-
-    /// Holds writes again and forgets the ones already counted.
-    fn close(&self) {
-        *self.state.lock() = (false, 0);
-    }
-}
-
-struct GatedDevice {
-    inner: MemDevice,
-    gate: Arc<Gate>,
-}
-
-impl ReadAt for GatedDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for GatedDevice {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A cache whose first write blocks until `gate.open()`.
-fn gated() -> (SpillCache<GatedDevice>, Arc<Gate>, MemDevice) {
-    let gate = Arc::new(Gate::default());
+fn gated() -> (SpillCache<HookedDevice>, Arc<Gate>, MemDevice) {
+    let gate = Arc::new(Gate::closed());
     let inner = MemDevice::new();
     let (g, i) = (Arc::clone(&gate), inner.clone());
-    let cache = Builder::with_file_factory(move || {
-        Ok(GatedDevice {
-            inner: i.clone(),
-            gate: Arc::clone(&g),
-        })
-    })
-    .build()
-    .unwrap();
+    let cache = Builder::with_file_factory(move || Ok(gated_device(i.clone(), &g)))
+        .build()
+        .unwrap();
     (cache, gate, inner)
 }
 
@@ -99,7 +29,7 @@ fn gated() -> (SpillCache<GatedDevice>, Arc<Gate>, MemDevice) {
 fn a_write_that_finishes_after_an_overwrite_is_discarded() {
     let (cache, gate, _) = gated();
     cache.add(b"k", &[1; 300]).unwrap();
-    gate.wait_for_writer(); // the old value's write is under way
+    gate.wait_for_a_write(); // the old value's write is under way
     cache.add(b"k", &[2; 100]).unwrap();
     assert_eq!(
         cache.get(b"k").unwrap(),
@@ -126,7 +56,7 @@ fn a_write_that_finishes_after_an_overwrite_is_discarded() {
 fn a_write_that_finishes_after_a_remove_is_discarded() {
     let (cache, gate, _) = gated();
     cache.add(b"k", &[1; 300]).unwrap();
-    gate.wait_for_writer();
+    gate.wait_for_a_write();
     assert!(cache.remove(b"k"));
     assert!(
         cache.wait_for_write(Duration::ZERO).unwrap(),
@@ -146,7 +76,7 @@ fn a_write_that_finishes_after_a_remove_is_discarded() {
 fn a_write_that_finishes_after_a_clear_is_discarded_and_trimmed() {
     let (cache, gate, inner) = gated();
     cache.add(b"k", &[1; 300]).unwrap();
-    gate.wait_for_writer();
+    gate.wait_for_a_write();
     cache.clear().unwrap();
     assert_eq!((cache.size_on_disk(), inner.size().unwrap()), (0, 0));
     cache.add(b"new", &[4; 20]).unwrap();
@@ -169,7 +99,7 @@ fn a_write_that_finishes_after_a_clear_is_discarded_and_trimmed() {
 
 /// A cache with `n` values of 100 bytes on disk, then the gate closed so the
 /// next write (a defrag's copy) blocks.
-fn gated_with_values(n: u8) -> (SpillCache<GatedDevice>, Arc<Gate>) {
+fn gated_with_values(n: u8) -> (SpillCache<HookedDevice>, Arc<Gate>) {
     let (cache, gate, _) = gated();
     gate.open();
     for i in 0..n {
@@ -188,7 +118,7 @@ fn values_changed_during_a_defrag_copy_stay_correct() {
         let cache = Arc::clone(&cache);
         std::thread::spawn(move || cache.defrag(WAIT))
     };
-    gate.wait_for_writer(); // the copy into the new file is under way
+    gate.wait_for_a_write(); // the copy into the new file is under way
     assert!(cache.remove(&[1]));
     cache.add(&[2], &[22; 50]).unwrap();
     cache.add_memory_only(&[3], b"ram").unwrap();
@@ -217,7 +147,7 @@ fn a_clear_during_a_defrag_copy_voids_the_copy() {
         let cache = Arc::clone(&cache);
         std::thread::spawn(move || cache.defrag(WAIT))
     };
-    gate.wait_for_writer();
+    gate.wait_for_a_write();
     cache.clear().unwrap();
     gate.open();
     assert!(defrag.join().unwrap().unwrap(), "served, not failed");
@@ -230,47 +160,18 @@ fn a_clear_during_a_defrag_copy_voids_the_copy() {
     assert_eq!(cache.get(b"after").unwrap(), Some(b"clear".to_vec()));
 }
 
-/// A device whose writes panic (counted), to kill whichever thread writes.
-struct PanickingDevice {
-    inner: MemDevice,
-    panics: Arc<AtomicUsize>,
-}
-
-impl ReadAt for PanickingDevice {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for PanickingDevice {
-    fn write_at(&self, _: u64, _: &[u8]) -> io::Result<usize> {
-        self.panics.fetch_add(1, Ordering::SeqCst);
-        panic!("device write panicked (expected by the test)");
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A cache whose writes panic, with a bound of 10 waiting bytes, and the
 /// count of panics.
-fn panicking() -> (SpillCache<PanickingDevice>, Arc<AtomicUsize>) {
+fn panicking() -> (SpillCache<HookedDevice>, Arc<AtomicUsize>) {
     let panics = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&panics);
     let cache = Builder::with_file_factory(move || {
-        Ok(PanickingDevice {
-            inner: MemDevice::new(),
-            panics: Arc::clone(&counter),
-        })
+        let counter = Arc::clone(&counter);
+        // Kills whichever thread writes.
+        Ok(HookedDevice::new(MemDevice::new(), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            panic!("device write panicked (expected by the test)");
+        }))
     })
     .max_pending_bytes(10)
     .build()

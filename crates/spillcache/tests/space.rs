@@ -9,89 +9,18 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use blockdev::{MemDevice, ReadAt, WriteAt};
+use blockdev::{MemDevice, ReadAt};
+use common::gate::{Gate, gated_device};
 use common::{TempDir, WAIT};
-use parking_lot::{Condvar, Mutex};
 use spillcache::{Builder, SpillCache};
-
-/// Holds writes while closed, counting those that arrive.
-#[derive(Default)]
-struct Gate {
-    /// (closed, writes that arrived while closed)
-    state: Mutex<(bool, usize)>,
-    changed: Condvar,
-}
-
-impl Gate {
-    fn pass(&self) {
-        let mut state = self.state.lock();
-        if state.0 {
-            state.1 += 1;
-            self.changed.notify_all();
-        }
-        while state.0 {
-            self.changed.wait(&mut state);
-        }
-    }
-
-    fn close(&self) {
-        *self.state.lock() = (true, 0);
-    }
-
-    fn wait_for_a_write(&self) {
-        let mut state = self.state.lock();
-        while state.1 == 0 {
-            assert!(!self.changed.wait_for(&mut state, WAIT).timed_out());
-        }
-    }
-
-    fn open(&self) {
-        self.state.lock().0 = false;
-        self.changed.notify_all();
-    }
-}
-
-/// An in-memory file whose writes pass a gate.
-#[derive(Clone)]
-struct GatedFile {
-    inner: MemDevice,
-    gate: Arc<Gate>,
-}
-
-impl ReadAt for GatedFile {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl WriteAt for GatedFile {
-    fn write_at(&self, pos: u64, buf: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.inner.write_at(pos, buf)
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Issue 16 item 6: the compaction's copy lands after `clear` cut the file
 /// to 0; the cache is empty, so once the compaction ends the file must be
 /// empty too, not hold the copy's 100 kB.
 #[test]
 fn a_clear_during_an_in_place_compaction_leaves_no_tail() {
-    let file = GatedFile {
-        inner: MemDevice::new(),
-        gate: Arc::default(),
-    };
+    let gate = Arc::new(Gate::opened());
+    let file = gated_device(MemDevice::new(), &gate);
     let made = AtomicBool::new(false);
     let first = file.clone();
     // No room for a second file: defragmentation compacts in place.
@@ -110,15 +39,15 @@ fn a_clear_during_an_in_place_compaction_leaves_no_tail() {
     assert!(cache.wait_for_write(WAIT).unwrap());
     assert!(cache.remove(b"a")); // c moves down into a's place
     let cache = Arc::new(cache);
-    file.gate.close();
+    gate.close();
     let defrag = {
         let cache = Arc::clone(&cache);
         std::thread::spawn(move || cache.defrag(WAIT))
     };
-    file.gate.wait_for_a_write(); // the compaction's copy is under way
+    gate.wait_for_a_write(); // the compaction's copy is under way
 
     cache.clear().unwrap();
-    file.gate.open();
+    gate.open();
     assert!(defrag.join().unwrap().unwrap(), "served");
 
     assert_eq!((cache.len(), cache.size_on_disk()), (0, 0));

@@ -40,6 +40,14 @@ fn mem_tier<D: ReadAt>(
     (tier, latest)
 }
 
+/// Steps a linear congruential sequence: a cheap random walk, seeded per
+/// thread, the same on every run.
+fn step(state: &mut u64) {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
+}
+
 fn read(tier: &impl ReadAt, pos: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     tier.read_exact_at(pos, &mut buf)?;
@@ -152,9 +160,7 @@ fn threads_reading_at_once_get_the_right_bytes_within_the_budget() {
             scope.spawn(move || {
                 let mut state = t + 1;
                 for _ in 0..300 {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
+                    step(&mut state);
                     let pos = (state >> 33) % 60_000;
                     let len = ((state >> 20) % 4000) as usize;
                     let got = read(tier, pos, len).unwrap();
@@ -337,6 +343,12 @@ impl Gate {
     fn reads(&self) -> u64 {
         self.reads.load(SeqCst)
     }
+
+    fn wait_for_the_held_read(&self) {
+        wait_until("the held read to reach the device", || {
+            self.arrived.load(SeqCst) == 1
+        });
+    }
 }
 
 impl ReadAt for Gate {
@@ -383,25 +395,36 @@ fn other_pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| !(i * 7 + i / 251) as u8).collect()
 }
 
+/// Reads the first 2048 bytes (chunks 0 and 1, in one device read) with
+/// that device read held while `during` runs; returns what the read got.
+fn read_held_during(
+    gate: &Gate,
+    tier: &SpillTier<&Gate, SpillFile>,
+    during: impl FnOnce(),
+) -> Vec<u8> {
+    gate.hold(Then::Read);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read(tier, 0, 2048).unwrap());
+        gate.wait_for_the_held_read();
+        during();
+        gate.release();
+        reader.join().unwrap()
+    })
+}
+
 #[test]
 fn a_fetch_spanning_clear_is_not_kept_and_the_read_starts_again() {
     let (old, new) = (pattern(4096), other_pattern(4096));
     let gate = Gate::new(old.clone());
     let (tier, _) = mem_tier(&gate, 4096, 1024);
-    gate.hold(Then::Read);
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read(&tier, 0, 2048).unwrap());
-        wait_until("the read to reach the device", || {
-            gate.arrived.load(SeqCst) == 1
-        });
+    let got = read_held_during(&gate, &tier, || {
         gate.bytes.write_all_at(0, &new).unwrap();
         tier.clear().unwrap();
-        gate.release();
-        assert!(
-            reader.join().unwrap() == new[..2048],
-            "a read spanning clear returns new bytes"
-        );
     });
+    assert!(
+        got == new[..2048],
+        "a read spanning clear returns new bytes"
+    );
     assert!(
         read(&tier, 0, 4096).unwrap() == new,
         "no stale chunk after clear"
@@ -414,19 +437,12 @@ fn a_fetch_under_way_during_invalidate_keeps_only_what_was_not_invalidated() {
     let (old, new) = (pattern(4096), other_pattern(4096));
     let gate = Gate::new(old.clone());
     let (tier, _) = mem_tier(&gate, 4096, 1024);
-    gate.hold(Then::Read);
-    std::thread::scope(|scope| {
-        // Chunks 0 and 1 in one device read.
-        let reader = scope.spawn(|| read(&tier, 0, 2048).unwrap());
-        wait_until("the read to reach the device", || {
-            gate.arrived.load(SeqCst) == 1
-        });
+    let got = read_held_during(&gate, &tier, || {
         gate.bytes.write_all_at(1024, &new[1024..2048]).unwrap();
         tier.invalidate(1024, 1024);
-        gate.release();
-        // It began before the invalidation: the old bytes are its answer.
-        assert!(reader.join().unwrap() == old[..2048]);
     });
+    // It began before the invalidation: the old bytes are its answer.
+    assert!(got == old[..2048]);
     assert_eq!(
         tier.stats().resident_bytes,
         1024,
@@ -470,9 +486,7 @@ fn a_miss_does_not_wait_for_another_pieces_fetch() {
     gate.hold(Then::Read);
     std::thread::scope(|scope| {
         let held = scope.spawn(|| read(&tier, 0, 4096).unwrap());
-        wait_until("the first read to reach the device", || {
-            gate.arrived.load(SeqCst) == 1
-        });
+        gate.wait_for_the_held_read();
         // Same chunk, another piece; and another chunk: both while the
         // first fetch is held.
         assert!(read(&tier, 100_000, 4096).unwrap() == bytes[100_000..104_096]);
@@ -483,28 +497,37 @@ fn a_miss_does_not_wait_for_another_pieces_fetch() {
     });
 }
 
+/// Holds the first read of a cold piece at offset 0 (the leader's fetch)
+/// until a second reader of the same piece waits for it, then ends it as
+/// `then`; checks the waiter's bytes and returns the leader's outcome.
+fn leader_ends_under_a_waiter(
+    gate: &Gate,
+    tier: &SpillTier<&Gate, SpillFile>,
+    bytes: &[u8],
+    then: Then,
+) -> std::thread::Result<io::Result<Vec<u8>>> {
+    gate.hold(then);
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| read(tier, 0, 4096));
+        gate.wait_for_the_held_read();
+        let waiter = scope.spawn(|| read(tier, 1000, 4096).unwrap());
+        wait_until("the second reader to wait", || {
+            tier.stats().fetch_waits == 1
+        });
+        gate.release();
+        let leader = leader.join();
+        assert!(waiter.join().unwrap() == bytes[1000..5096]);
+        leader
+    })
+}
+
 #[test]
 fn a_reader_whose_fetcher_panicked_fetches_itself() {
     let bytes = pattern(1 << 20);
     let gate = Gate::new(bytes.clone());
     let (tier, _) = mem_tier(&gate, 1 << 20, 1 << 20);
-    gate.hold(Then::Panic);
-    std::thread::scope(|scope| {
-        let leader = scope.spawn(|| read(&tier, 0, 4096));
-        wait_until("the first read to reach the device", || {
-            gate.arrived.load(SeqCst) == 1
-        });
-        let waiter = scope.spawn(|| read(&tier, 1000, 4096).unwrap());
-        wait_until("the second reader to wait", || {
-            tier.stats().fetch_waits == 1
-        });
-        gate.release();
-        assert!(
-            leader.join().is_err(),
-            "the device panicked in the first read"
-        );
-        assert!(waiter.join().unwrap() == bytes[1000..5096]);
-    });
+    let leader = leader_ends_under_a_waiter(&gate, &tier, &bytes, Then::Panic);
+    assert!(leader.is_err(), "the device panicked in the first read");
     assert_eq!(gate.reads(), 2, "the waiter read the piece itself");
     assert!(read(&tier, 0, 4096).unwrap() == bytes[..4096]);
     assert_eq!(gate.reads(), 2, "and kept it");
@@ -515,21 +538,9 @@ fn a_reader_whose_fetcher_failed_tries_again() {
     let bytes = pattern(1 << 20);
     let gate = Gate::new(bytes.clone());
     let (tier, _) = mem_tier(&gate, 1 << 20, 1 << 20);
-    gate.hold(Then::Fail);
-    std::thread::scope(|scope| {
-        let leader = scope.spawn(|| read(&tier, 0, 4096));
-        wait_until("the first read to reach the device", || {
-            gate.arrived.load(SeqCst) == 1
-        });
-        let waiter = scope.spawn(|| read(&tier, 1000, 4096).unwrap());
-        wait_until("the second reader to wait", || {
-            tier.stats().fetch_waits == 1
-        });
-        gate.release();
-        let err = leader.join().unwrap().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(Errno::IO.raw()));
-        assert!(waiter.join().unwrap() == bytes[1000..5096]);
-    });
+    let leader = leader_ends_under_a_waiter(&gate, &tier, &bytes, Then::Fail);
+    let err = leader.unwrap().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(Errno::IO.raw()));
     assert_eq!(gate.reads(), 2);
 }
 
@@ -545,9 +556,7 @@ fn random_4k_reads_fetch_at_most_16_bytes_per_byte_read() {
             scope.spawn(move || {
                 let mut state = t + 1;
                 for _ in 0..64 {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
+                    step(&mut state);
                     let pos = (state >> 20) % (bytes.len() as u64 - 4096);
                     let got = read(tier, pos, 4096).unwrap();
                     assert!(got == bytes[pos as usize..pos as usize + 4096]);
@@ -584,9 +593,7 @@ fn reads_racing_clears_and_invalidations_return_the_devices_bytes() {
             scope.spawn(move || {
                 let mut state = t + 1;
                 for _ in 0..400 {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
+                    step(&mut state);
                     // Few distinct places, so readers often miss the same piece.
                     let pos = (state >> 33) % 64 * 3000;
                     let len = ((state >> 20) % 6000) as usize;

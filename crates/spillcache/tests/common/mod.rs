@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: temporary directories and
-//! caches over in-memory or fault-injecting devices.
+//! caches over in-memory, fault-injecting or gated devices.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -11,6 +11,9 @@ use std::time::Duration;
 use blockdev::{FaultyDevice, MemDevice};
 use parking_lot::Mutex;
 use spillcache::{Builder, Error, SpillCache};
+
+pub mod gate;
+pub mod hooked;
 
 /// Long enough for a loaded CI machine; tests normally finish in microseconds.
 pub const WAIT: Duration = Duration::from_secs(30);
