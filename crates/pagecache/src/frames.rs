@@ -490,12 +490,12 @@ impl Frames {
             le.copy_from_slice(chunk);
             word.store(u64::from_le_bytes(le), Relaxed);
         }
-        if !tail.is_empty() {
-            if let Some(word) = words.get(bytes.len() / 8) {
-                let mut le = [0u8; 8];
-                le[..tail.len()].copy_from_slice(tail);
-                word.store(u64::from_le_bytes(le), Relaxed);
-            }
+        if !tail.is_empty()
+            && let Some(word) = words.get(bytes.len() / 8)
+        {
+            let mut le = [0u8; 8];
+            le[..tail.len()].copy_from_slice(tail);
+            word.store(u64::from_le_bytes(le), Relaxed);
         }
         // Shown last, with release: a reader that loads this key sees the
         // whole page.
