@@ -142,8 +142,17 @@ impl<D: ReadAt> PageCache<D> {
                     self.frames.read_locked(frame, off, dst);
                     done += n;
                 }
-                Lookup::Reserved(run) => {
+                Lookup::Reserved(mut run) => {
                     let run_start = page << shift;
+                    let (start, len) = run.range(size)?;
+                    if off == 0 && len <= buf.len() - done {
+                        // The run lies inside the read: read it straight
+                        // into `buf` and install the pages from there, with
+                        // no buffer to allocate and zero and no second copy.
+                        run.read_into(start, &mut buf[done..done + len])?;
+                        done += len;
+                        continue;
+                    }
                     let bytes = run.fetch(size)?;
                     let from = (addr - run_start) as usize;
                     let n = bytes.len().saturating_sub(from).min(buf.len() - done);
@@ -235,8 +244,16 @@ impl<D: ReadAt> Reservation<'_, D> {
     /// Reads the reserved pages (clipped to `size`) with one device read,
     /// caches them and returns their bytes.
     fn fetch(mut self, size: u64) -> Result<Vec<u8>, Error> {
-        let cache = self.cache;
-        let shift = cache.geometry.page_shift;
+        let (start, len) = self.range(size)?;
+        let mut bytes = vec![0u8; len];
+        self.read_into(start, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Where the reserved pages start on the device, and their length
+    /// clipped to `size`.
+    fn range(&self, size: u64) -> Result<(u64, usize), Error> {
+        let shift = self.cache.geometry.page_shift;
         let start = self.first << shift;
         let end = (u128::from(self.first + self.count) << shift).min(u128::from(size)) as u64;
         let len = usize::try_from(end - start).map_err(|_| {
@@ -245,14 +262,22 @@ impl<D: ReadAt> Reservation<'_, D> {
                 "a run of pages does not fit in memory",
             ))
         })?;
+        Ok((start, len))
+    }
+
+    /// Reads the reserved pages, `bytes.len()` of them from `start` (as
+    /// [`range`](Self::range) says), with one device read into `bytes`,
+    /// and caches them.
+    fn read_into(&mut self, start: u64, bytes: &mut [u8]) -> Result<(), Error> {
+        let cache = self.cache;
+        let end = start + bytes.len() as u64;
         let hint = cache.streams.lock().after_miss(start, end);
         if let Some((pos, len)) = hint {
             cache.device.will_need(pos, len);
         }
-        let mut bytes = vec![0u8; len];
-        cache.read_device(start, &mut bytes)?;
-        self.install(&bytes);
-        Ok(bytes)
+        cache.read_device(start, bytes)?;
+        self.install(bytes);
+        Ok(())
     }
 
     /// Puts the pages read into frames, evicting as needed. Pages whose

@@ -222,3 +222,60 @@ fn blits_racing_installs_evictions_and_invalidations_never_return_a_torn_page() 
     assert!(blits.into_inner() > 0 && rewrites.into_inner() > 0);
     assert!(cache.hits() > 0 && cache.stats().evictions > 0);
 }
+
+/// Records where the device was asked to write each read.
+struct WhereReads {
+    inner: MemDevice,
+    targets: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+impl blockdev::ReadAt for WhereReads {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = buf.as_ptr() as usize;
+        self.targets
+            .lock()
+            .unwrap()
+            .push((start, start + buf.len()));
+        self.inner.read_at(pos, buf)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+}
+
+/// A cold read whose missing pages start where it starts lands in the
+/// caller's buffer: no buffer of the cache's own, no second copy. The
+/// pages are cached all the same.
+#[test]
+fn a_cold_aligned_read_fetches_straight_into_the_callers_buffer() {
+    let bytes = device_bytes(64 << 10);
+    let device = WhereReads {
+        inner: MemDevice::from_vec(bytes.clone()),
+        targets: std::sync::Mutex::new(Vec::new()),
+    };
+    let cache = PageCache::builder()
+        .page_size(4096)
+        .capacity(64)
+        .max_batch_pages(4)
+        .build(device)
+        .expect("valid shape");
+    let len = 32 << 10;
+    let mut out = vec![0u8; len];
+    cache.blit(8192, &mut out, 0, len).expect("read");
+    assert_eq!(out, bytes[8192..8192 + out.len()]);
+    let (lo, hi) = (out.as_ptr() as usize, out.as_ptr() as usize + out.len());
+    let targets = cache.device().targets.lock().unwrap().clone();
+    assert_eq!(targets.len(), 2, "two batches of 4 pages");
+    for (start, end) in targets {
+        assert!(
+            lo <= start && end <= hi,
+            "a device read outside the caller's buffer"
+        );
+    }
+    assert!(
+        (8192..8192 + out.len() as u64)
+            .step_by(4096)
+            .all(|at| cache.is_cached(at))
+    );
+}

@@ -909,6 +909,20 @@ where
         self.shared.state.lock().pending_bytes
     }
 
+    /// The most bytes of values waiting to be written
+    /// ([`Builder::max_pending_bytes`]).
+    ///
+    /// ```
+    /// let cache = spillcache::SpillCache::builder(std::env::temp_dir())
+    ///     .max_pending_bytes(1 << 20)
+    ///     .build()?;
+    /// assert_eq!(cache.max_pending_bytes(), 1 << 20);
+    /// # Ok::<(), spillcache::Error>(())
+    /// ```
+    pub fn max_pending_bytes(&self) -> u64 {
+        self.shared.config.max_pending_bytes
+    }
+
     /// Counters of writes, errors and defragmentations so far.
     ///
     /// ```

@@ -277,6 +277,10 @@ pub struct TierStats {
 impl<D: ReadAt> SpillTier<D, File> {
     /// A tier over `device` whose chunks (1 MiB, [`DEFAULT_CHUNK_SIZE`])
     /// live in an anonymous file in `dir`, at most `budget` bytes of them.
+    /// Pieces waiting in RAM to be encrypted and written are bounded by a
+    /// quarter of the budget (at least 8 MiB, at most 256 MiB); a piece
+    /// read past that bound is served and not kept
+    /// ([`TierStats::skipped_full`]).
     ///
     /// # Errors
     /// [`Error::InvalidOption`] when `budget` is below one chunk;
@@ -316,9 +320,27 @@ impl<D: ReadAt> SpillTier<D, File> {
         chunk_size: u64,
     ) -> Result<Self> {
         check_shape(budget, chunk_size)?;
-        Self::with_cache(device, SpillCache::new(dir)?, budget, chunk_size)
+        let cache = crate::Builder::new(dir)
+            .max_pending_bytes(pending_bound(budget))
+            .build()?;
+        Self::with_cache(device, cache, budget, chunk_size)
     }
 }
+
+/// The most bytes of pieces waiting in RAM for the writer, for a tier it
+/// builds: a quarter of the budget, at least 8 MiB, at most the spill
+/// cache's default (256 MiB). A scan faster than the writer encrypts and
+/// writes would otherwise copy up to 256 MiB of pieces into fresh memory
+/// (a page fault per 4 KiB: a third of a cold scan's reader CPU), most of
+/// them evicted before they are written; past the bound a piece is served
+/// and not kept (`TierStats::skipped_full`).
+fn pending_bound(budget: u64) -> u64 {
+    (budget / 4).clamp(MIN_PENDING, crate::config::DEFAULT_MAX_PENDING_BYTES)
+}
+
+/// The least [`pending_bound`]: room for many pieces and for a whole
+/// chunk of any default size.
+const MIN_PENDING: u64 = 8 << 20;
 
 fn pieces_per_chunk(chunk_size: u64, piece_size: u64) -> u32 {
     u32::try_from(chunk_size.div_ceil(piece_size)).unwrap_or(u32::MAX)

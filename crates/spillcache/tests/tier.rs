@@ -622,3 +622,37 @@ fn reads_racing_clears_and_invalidations_return_the_devices_bytes() {
     assert_eq!(stats.resident_bytes, tier.spill_cache().total_size());
     assert_eq!(stats.bytes_fetched, gate.bytes_read.load(SeqCst));
 }
+
+/// A tier that builds its own spill cache bounds the pieces waiting in RAM
+/// for the writer by its budget (a quarter, at least 8 MiB), not by the
+/// spill cache's 256 MiB default: a scan faster than the writer would
+/// otherwise hold up to 256 MiB of copies, most evicted before written.
+#[test]
+fn a_tiers_own_spill_cache_waits_on_at_most_a_quarter_of_its_budget() {
+    let dir = std::env::temp_dir();
+    let tier = |budget| SpillTier::new(MemDevice::new(), &dir, budget).expect("tier");
+    assert_eq!(tier(64 << 20).spill_cache().max_pending_bytes(), 16 << 20);
+    assert_eq!(tier(1 << 20).spill_cache().max_pending_bytes(), 8 << 20);
+    assert_eq!(tier(4 << 30).spill_cache().max_pending_bytes(), 256 << 20);
+}
+
+/// Past the bound a piece is served and not kept, and counted.
+#[test]
+fn a_piece_past_the_pending_bound_is_served_and_counted_not_kept() {
+    // A disk that is full: nothing written ever leaves RAM.
+    let spill = Builder::with_file_factory(|| {
+        let disk = FaultyDevice::new(MemDevice::new());
+        disk.fail_writes(Fault::Always(Errno::NOSPC));
+        Ok(disk)
+    })
+    .max_pending_bytes(64 << 10)
+    .build()
+    .expect("spill cache");
+    let bytes = pattern(256 << 10);
+    let tier = SpillTier::with_cache(MemDevice::from_vec(bytes.clone()), spill, 1 << 20, 1 << 20)
+        .expect("tier");
+    assert_eq!(read(&tier, 0, bytes.len()).expect("read"), bytes);
+    let stats = tier.stats();
+    assert_eq!(stats.resident_bytes, 64 << 10, "two pieces kept");
+    assert_eq!(stats.skipped_full, 6, "six pieces served, not kept");
+}
