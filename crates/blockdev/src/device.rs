@@ -109,6 +109,28 @@ pub trait ReadAt {
         let _ = (pos, len);
     }
 
+    /// Caps the bytes this device holds in memory fetched ahead of reads
+    /// (after [`will_need`](ReadAt::will_need)) and not yet read, at
+    /// `max_bytes`; 0 turns read-ahead off.
+    ///
+    /// A cache above calls it with its own read-ahead bound, so the bytes
+    /// fetched ahead count toward the memory the cache bounds instead of
+    /// adding to it. A device never raises its cap above what it was
+    /// opened with; one that holds nothing ahead ignores this (the
+    /// default). Layers that wrap a device pass it down.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev: &[u8] = b"hello world";
+    /// dev.limit_read_ahead(0); // memory fetches nothing ahead
+    /// assert_eq!(dev.size()?, 11);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        let _ = max_bytes;
+    }
+
     /// The file behind this device, when it is a plain file.
     ///
     /// `copy_range` uses it to copy inside the kernel. Wrappers that must see
@@ -229,6 +251,10 @@ macro_rules! forward {
             #[inline]
             fn will_need(&self, pos: u64, len: u64) {
                 (**self).will_need(pos, len)
+            }
+            #[inline]
+            fn limit_read_ahead(&self, max_bytes: u64) {
+                (**self).limit_read_ahead(max_bytes)
             }
             #[inline]
             fn as_file(&self) -> Option<&File> {

@@ -523,6 +523,11 @@ impl<D: ReadAt> ReadAt for FaultyDevice<D> {
         self.inner.will_need(pos, len);
     }
 
+    /// Passed on, like [`will_need`](ReadAt::will_need).
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.inner.limit_read_ahead(max_bytes);
+    }
+
     fn as_file(&self) -> Option<&File> {
         None
     }
