@@ -54,6 +54,7 @@
 
 mod builder;
 mod coalesce;
+mod devices;
 mod error;
 mod regions;
 mod stats;

@@ -200,6 +200,7 @@ impl CachingStore {
             objects: self.regions.len(),
             ram: self.tiers.pages().stats(),
             disk: self.tiers.pages().device().stats(),
+            read_ahead: self.regions.read_ahead_stats(),
         }
     }
 
@@ -262,6 +263,12 @@ impl CachingStore {
             // Groups share no chunk: read in parallel, none fetched twice.
             let groups = coalesce(&ranges, self.tiers.pages().device().chunk_size());
             let spans: Vec<Range<u64>> = groups.iter().map(|group| group.span.clone()).collect();
+            if let (Some(first), Some(last)) = (
+                spans.iter().map(|s| s.start).min(),
+                spans.iter().map(|s| s.end).max(),
+            ) {
+                version.note_request(first, last, self.tiers.pages().device().chunk_size());
+            }
             let (tiers, reading) = (self.tiers.clone(), version.clone());
             let read_span = move |span: Range<u64>| {
                 let (tiers, reading) = (tiers.clone(), reading.clone());
