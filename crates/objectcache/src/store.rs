@@ -50,6 +50,10 @@ const STORE_NAME: &str = "objectcache";
 ///   go to the inner store unchanged, which answers them (and their
 ///   errors) as it always does.
 /// - **`get_ranges`**: every range from the same version of the object.
+/// - **Sequential readers**: a request that continues the previous one for
+///   the same object lets the RAM tier hint what comes next, and the
+///   object's GETs run ahead of the reader, several in flight, within
+///   the read-ahead bound (see the crate docs, "Read-ahead").
 /// - **Writes** (`put_opts`, a completed multipart upload), **deletes**,
 ///   **copies** and **renames** go to the inner store; what is cached for
 ///   every location they touch is dropped, before and after.
@@ -67,7 +71,8 @@ const STORE_NAME: &str = "objectcache";
 /// # Threads
 /// The tiers block (disk reads, decryption, and the GETs they wait for);
 /// the store runs them with `tokio::task::spawn_blocking`, never on a
-/// worker thread, so it must be used from within a tokio runtime.
+/// worker thread, so it must be used from within a tokio runtime. The
+/// GETs themselves run on the store's own small runtime (2 threads).
 ///
 /// ```
 /// use std::sync::Arc;
