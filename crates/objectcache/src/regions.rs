@@ -116,11 +116,13 @@ fn padded_len(size: u64, align: u64) -> u64 {
 /// Whether a read failed because the store holds another version of the
 /// object (or none) now.
 fn is_changed(error: &io::Error) -> bool {
-    match objectdev::Error::from_io(error) {
-        Some(objectdev::Error::ObjectChanged { .. }) => true,
-        Some(objectdev::Error::Store(object_store::Error::NotFound { .. })) => true,
-        _ => false,
-    }
+    matches!(
+        objectdev::Error::from_io(error),
+        Some(
+            objectdev::Error::ObjectChanged { .. }
+                | objectdev::Error::Store(object_store::Error::NotFound { .. })
+        )
+    )
 }
 
 /// The map of cached versions, and the device over their address space.
