@@ -105,8 +105,16 @@ impl State {
         // Its buffer goes with it; GETs in flight finish unheard.
         let device = version.device();
         device.limit_read_ahead(0);
-        add_stats(&mut self.retired, device.read_ahead_stats());
+        add_stats(&mut self.retired, retired_stats(&device));
     }
+}
+
+/// What `device`, no longer in use, read ahead: it holds nothing for the
+/// cache any more.
+fn retired_stats(device: &ObjectDevice) -> ReadAheadStats {
+    let mut stats = device.read_ahead_stats();
+    stats.buffered_bytes = 0;
+    stats
 }
 
 fn padded_len(size: u64, align: u64) -> u64 {
@@ -317,7 +325,7 @@ impl Regions {
         };
         let old = std::mem::replace(&mut *version.device.lock(), Arc::new(device));
         old.limit_read_ahead(0);
-        add_stats(&mut state.retired, old.read_ahead_stats());
+        add_stats(&mut state.retired, retired_stats(&old));
     }
 }
 
@@ -383,5 +391,83 @@ impl ReadAt for Regions {
         for reader in readers {
             self.reshape(&mut state, &reader, 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    const ALIGN: u64 = 64 << 10;
+    const LEN: u64 = 4 << 20;
+
+    /// `Regions` over `objects` objects of `LEN` bytes in memory, holding
+    /// at most `read_ahead` bytes ahead, and the objects' metadata.
+    fn regions(objects: usize, read_ahead: u64) -> (Regions, Vec<ObjectMeta>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let metas = (0..objects)
+            .map(|i| {
+                let path = Path::from(format!("o{i}"));
+                let bytes = PutPayload::from(vec![i as u8; LEN as usize]);
+                runtime.block_on(store.put(&path, bytes)).unwrap();
+                runtime.block_on(store.head(&path)).unwrap()
+            })
+            .collect();
+        (Regions::new(store, ALIGN, read_ahead).unwrap(), metas)
+    }
+
+    /// Inserts `meta`, makes it look read sequentially and hints all of it.
+    fn hint_all(regions: &Regions, meta: &ObjectMeta) {
+        let epoch = regions.write_epoch();
+        let version = regions
+            .insert(meta.clone(), Attributes::new(), epoch)
+            .unwrap();
+        version.note_request(0, ALIGN, ALIGN);
+        version.note_request(ALIGN, 2 * ALIGN, ALIGN);
+        regions.will_need(version.base, LEN);
+    }
+
+    #[test]
+    fn versions_reading_ahead_together_hold_at_most_the_bound() {
+        let bound = 2 << 20;
+        let (regions, metas) = regions(READERS + 2, bound);
+        for meta in &metas {
+            hint_all(&regions, meta);
+            let held = regions.read_ahead_stats().buffered_bytes;
+            assert!(held <= bound, "{held} bytes held ahead, bound {bound}");
+        }
+        let stats = regions.read_ahead_stats();
+        assert!(stats.gets > 0 && stats.buffered_bytes > 0, "{stats:?}");
+    }
+
+    #[test]
+    fn a_limit_of_zero_applies_to_current_and_future_versions() {
+        let (regions, metas) = regions(2, 2 << 20);
+        hint_all(&regions, &metas[0]);
+        let before = regions.read_ahead_stats().gets;
+        assert!(before > 0);
+        regions.limit_read_ahead(0);
+        assert_eq!(regions.read_ahead_stats().buffered_bytes, 0);
+        hint_all(&regions, &metas[0]);
+        hint_all(&regions, &metas[1]);
+        assert_eq!(regions.read_ahead_stats().gets, before);
+    }
+
+    #[test]
+    fn a_request_that_does_not_continue_the_last_one_hints_nothing() {
+        let (regions, metas) = regions(1, 2 << 20);
+        let version = regions
+            .insert(metas[0].clone(), Attributes::new(), 0)
+            .unwrap();
+        version.note_request(0, ALIGN, ALIGN);
+        version.note_request(3 * ALIGN, 4 * ALIGN, ALIGN);
+        regions.will_need(version.base + 4 * ALIGN, LEN);
+        assert_eq!(regions.read_ahead_stats().gets, 0);
     }
 }
