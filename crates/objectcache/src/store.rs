@@ -268,10 +268,11 @@ impl CachingStore {
             // Groups share no chunk: read in parallel, none fetched twice.
             let groups = coalesce(&ranges, self.tiers.pages().device().chunk_size());
             let spans: Vec<Range<u64>> = groups.iter().map(|group| group.span.clone()).collect();
-            if let (Some(first), Some(last)) = (
-                spans.iter().map(|s| s.start).min(),
-                spans.iter().map(|s| s.end).max(),
-            ) {
+            // What the request covers, for read-ahead to tell whether it
+            // continues the previous one.
+            let first = spans.iter().map(|span| span.start).min();
+            let last = spans.iter().map(|span| span.end).max();
+            if let (Some(first), Some(last)) = (first, last) {
                 version.note_request(first, last, self.tiers.pages().device().chunk_size());
             }
             let (tiers, reading) = (self.tiers.clone(), version.clone());
