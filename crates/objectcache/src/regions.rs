@@ -381,12 +381,16 @@ impl ReadAt for Regions {
     }
 
     /// Caps the bytes all versions together hold fetched ahead (never
-    /// above the bound the store was built with); every version stops
-    /// reading ahead, and the next ones to be hinted get shares of the new
-    /// cap.
+    /// above the bound the store was built with); when the cap changes,
+    /// every version stops reading ahead, and the next ones to be hinted
+    /// get shares of the new cap.
     fn limit_read_ahead(&self, max_bytes: u64) {
         let mut state = self.state.lock();
-        state.read_ahead = max_bytes.min(self.max_read_ahead);
+        let cap = max_bytes.min(self.max_read_ahead);
+        if cap == state.read_ahead {
+            return; // a cache above repeating its bound changes nothing
+        }
+        state.read_ahead = cap;
         let readers = std::mem::take(&mut state.readers);
         for reader in readers {
             self.reshape(&mut state, &reader, 0);
