@@ -3,8 +3,8 @@
 //! `versionId`, and GET and HEAD read the latest or the one asked for.
 //!
 //! Small on purpose: the operations object_store's `get_opts`, `head`,
-//! `put` and `delete` make (ranged GETs, `If-Match`, `versionId`), and
-//! `create_bucket`; every other operation is s3s's "not implemented".
+//! `put` and `delete` make (ranged GETs, `If-Match`, `versionId`,
+//! DeleteObjects), and `create_bucket`; every other operation is s3s's "not implemented".
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +14,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use s3s::crypto::{Checksum, Md5};
 use s3s::dto::{
-    CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag,
-    ETagCondition, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
-    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp,
+    CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput,
+    GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput, PutObjectOutput, Range,
+    StreamingBlob, Timestamp,
 };
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
@@ -250,40 +251,68 @@ impl S3 for Versioned {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let DeleteObjectInput {
-            bucket,
-            key,
-            version_id,
-            ..
-        } = req.input;
-        let output = match version_id {
-            None => {
-                let marker = self.push(&bucket, &key, None)?;
-                DeleteObjectOutput {
-                    delete_marker: Some(true),
-                    version_id: Some(marker.id),
-                    ..DeleteObjectOutput::default()
-                }
-            }
-            Some(id) => {
-                let mut state = self.lock();
-                let objects = state
-                    .buckets
-                    .get_mut(&bucket)
-                    .ok_or_else(|| s3_error!(NoSuchBucket))?;
-                if let Some(versions) = objects.get_mut(&key) {
-                    versions.retain(|version| version.id != id);
-                    if versions.is_empty() {
-                        objects.remove(&key);
-                    }
-                }
-                DeleteObjectOutput {
-                    version_id: Some(id),
-                    ..DeleteObjectOutput::default()
-                }
-            }
+        let input = req.input;
+        let deleted = self.delete(&input.bucket, &input.key, input.version_id)?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: deleted.delete_marker,
+            version_id: deleted.version_id,
+            ..DeleteObjectOutput::default()
+        }))
+    }
+
+    /// Each object as [`delete_object`](Self::delete_object) (object_store's
+    /// `delete` sends this).
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        let deleted = input
+            .delete
+            .objects
+            .into_iter()
+            .map(|object| self.delete(&input.bucket, &object.key, object.version_id))
+            .collect::<S3Result<Vec<_>>>()?;
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            ..DeleteObjectsOutput::default()
+        }))
+    }
+}
+
+impl Versioned {
+    /// Deletes `version_id` of `key`, or adds a delete marker when `None`.
+    fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<String>,
+    ) -> S3Result<DeletedObject> {
+        let Some(id) = version_id else {
+            let marker = self.push(bucket, key, None)?;
+            return Ok(DeletedObject {
+                key: Some(key.to_owned()),
+                delete_marker: Some(true),
+                delete_marker_version_id: Some(marker.id),
+                ..DeletedObject::default()
+            });
         };
-        Ok(S3Response::new(output))
+        let mut state = self.lock();
+        let objects = state
+            .buckets
+            .get_mut(bucket)
+            .ok_or_else(|| s3_error!(NoSuchBucket))?;
+        if let Some(versions) = objects.get_mut(key) {
+            versions.retain(|version| version.id != id);
+            if versions.is_empty() {
+                objects.remove(key);
+            }
+        }
+        Ok(DeletedObject {
+            key: Some(key.to_owned()),
+            version_id: Some(id),
+            ..DeletedObject::default()
+        })
     }
 }
 
