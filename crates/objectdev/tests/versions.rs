@@ -143,6 +143,26 @@ fn a_version_the_server_does_not_have_fails_the_open_and_names_it() {
 }
 
 #[test]
+fn a_version_id_with_a_plus_must_be_percent_encoded_in_a_url() {
+    let case = Overwritten::new("plus-version");
+    assert!(case.old_version.contains('+'), "{}", case.old_version);
+    // A URL's query decodes `+` as a space, so the version asked for is not
+    // the one given; the error shows the one asked for.
+    let raw = format!(
+        "{}?versionId={}",
+        case.server.url(case.key.as_ref()),
+        case.old_version
+    );
+    let err = ObjectDevice::open_with_options(&raw, case.server.url_options()).unwrap_err();
+    let decoded = case.old_version.replace('+', " ");
+    assert!(
+        matches!(err, Error::VersionNotFound { ref version, .. } if *version == decoded),
+        "{err}"
+    );
+    assert!(err.to_string().contains("percent-encode"), "{err}");
+}
+
+#[test]
 fn refresh_of_a_pinned_version_reports_unchanged_after_an_overwrite() {
     let case = Overwritten::new("refresh-version");
     let old = case.open_old();

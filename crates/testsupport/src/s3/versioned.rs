@@ -53,7 +53,7 @@ struct Found {
 }
 
 impl Versioned {
-    /// Backends with `bucket` already made.
+    /// A backend with `bucket` already made.
     pub(super) fn with_bucket(bucket: &str) -> Self {
         let versioned = Versioned::default();
         versioned
