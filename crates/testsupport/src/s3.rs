@@ -128,11 +128,13 @@ impl S3Server {
     /// use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
     /// use testsupport::block_on;
     ///
-    /// let server = testsupport::s3::S3Server::start_versioned();
+    /// let mut server = testsupport::s3::S3Server::start_versioned();
     /// let store = server.store();
     /// let key = testsupport::s3::unique_key("versions");
     /// let first = block_on(store.put(&key, PutPayload::from_static(b"one")))?;
     /// block_on(store.put(&key, PutPayload::from_static(b"two")))?;
+    /// server.stop();
+    /// server.resume(); // the versions outlive a stop
     /// let old = GetOptions { version: first.version, ..GetOptions::default() };
     /// let bytes = block_on(async { store.get_opts(&key, old).await?.bytes().await })?;
     /// assert_eq!(&bytes[..], b"one");
