@@ -5,7 +5,8 @@
 /// wraps another and changes only its GETs and HEADs.
 ///
 /// `forward_object_store!(Wrapper => inner, get_opts: get)` needs a field
-/// `inner: Arc<dyn ObjectStore>` and an inherent method
+/// `inner` holding the wrapped store (an `Arc<dyn ObjectStore>`, say) and
+/// an inherent method
 /// `async fn get(&self, &Path, GetOptions) -> object_store::Result<GetResult>`
 /// (its future `Send`). Every GET and HEAD goes to `get`; every other
 /// request the trait requires (PUT, multipart upload, DELETE, LIST, COPY)
@@ -15,8 +16,9 @@
 /// wrapper too: `get_ranges` as ranged GETs through `get`, `rename_opts`
 /// as a COPY and a DELETE, `list_with_offset` as a LIST.
 ///
-/// For the workspace's own wrappers (objectdev's, its tests', the
-/// benches'); not part of the API.
+/// For the workspace's own wrappers (objectdev's and its tests'); not part
+/// of the API. A store that does more around writes (objectcache's drops
+/// what it cached) writes its own.
 ///
 /// ```
 /// use std::sync::Arc;
