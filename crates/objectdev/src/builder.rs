@@ -142,8 +142,11 @@ impl ObjectDeviceBuilder {
 
     /// Reads this version of the object (S3's `versionId`; what
     /// object_store's `GetOptions::version` means for the store) instead
-    /// of the latest. Opening fails with [`Error::InvalidOption`] if the
-    /// store does not answer for that version (it ignores versions).
+    /// of the latest. Opening fails with [`Error::VersionNotFound`] if the
+    /// store has no such version, and with [`Error::InvalidOption`] if it
+    /// does not answer for that version (it ignores versions). The device
+    /// reads that version only: [`refresh`](blockdev::ReadAt::refresh)
+    /// finds it unchanged however the object is overwritten.
     ///
     /// ```
     /// let builder = objectdev::ObjectDevice::builder().version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY");
@@ -338,12 +341,26 @@ impl ObjectDeviceBuilder {
     ) -> Result<ObjectDevice, Error> {
         let settings = Settings {
             deadline: self.deadline,
-            version: self.version,
+            version: self.version.clone(),
         };
         let part_size = self.part_size;
         // Checked before the HEAD, so a bad size costs no request.
         crate::device::check_part_size(part_size)?;
-        ObjectDevice::assemble(store, path, executor, settings)?.with_part_size(part_size)
+        let location = path.to_string();
+        ObjectDevice::assemble(store, path, executor, settings)
+            .map_err(|e| match (e, self.version) {
+                // S3 answers a HEAD of an unknown version 404, as for an
+                // unknown key: say which version was asked for.
+                (Error::Store(source @ object_store::Error::NotFound { .. }), Some(version)) => {
+                    Error::VersionNotFound {
+                        path: location,
+                        version,
+                        source,
+                    }
+                }
+                (e, _) => e,
+            })?
+            .with_part_size(part_size)
     }
 
     fn retry(&self) -> RetryConfig {

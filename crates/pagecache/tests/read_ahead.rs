@@ -1,39 +1,12 @@
 //! Read-ahead hints: a sequential reader makes the cache hint the device
 //! ahead of it; random reads never do; a cap of zero turns it off.
 
-use std::io;
-
-use blockdev::{MemDevice, ReadAt};
+use blockdev::{FaultyDevice, MemDevice};
 use pagecache::{ByteSourceExt, PageCache};
-use parking_lot::Mutex;
 
-/// Memory that records the hints it is given.
-struct Hinted {
-    bytes: MemDevice,
-    hints: Mutex<Vec<(u64, u64)>>,
-}
-
-impl Hinted {
-    fn new(len: usize) -> Self {
-        Hinted {
-            bytes: MemDevice::from_vec(vec![0; len]),
-            hints: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl ReadAt for Hinted {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.bytes.size()
-    }
-
-    fn will_need(&self, pos: u64, len: u64) {
-        self.hints.lock().push((pos, len));
-    }
+/// Zeroed memory that records the hints it is given.
+fn hinted(len: usize) -> FaultyDevice<MemDevice> {
+    FaultyDevice::new(MemDevice::from_vec(vec![0; len]))
 }
 
 const LEN: usize = 64 << 20;
@@ -44,12 +17,12 @@ fn a_sequential_scan_hints_growing_windows_ahead_of_the_reader() -> Result<(), p
         .capacity(256)
         .max_batch_pages(16) // 64 KiB misses
         .read_ahead(16 << 20)
-        .build(Hinted::new(LEN))?;
+        .build(hinted(LEN))?;
     let mut buf = vec![0u8; 1 << 20];
     for start in (0..LEN as u64).step_by(1 << 20) {
         cache.blit(start, &mut buf, 0, 1 << 20)?;
     }
-    let hints = cache.device().hints.lock().clone();
+    let hints = cache.device().hints();
     assert_eq!(
         hints[0],
         (256 << 10, 1 << 20),
@@ -69,7 +42,7 @@ fn a_sequential_scan_hints_growing_windows_ahead_of_the_reader() -> Result<(), p
 
 #[test]
 fn random_reads_hint_nothing() -> Result<(), pagecache::Error> {
-    let cache = PageCache::builder().capacity(64).build(Hinted::new(LEN))?;
+    let cache = PageCache::builder().capacity(64).build(hinted(LEN))?;
     let mut state = 9u64;
     for _ in 0..2000 {
         state = state
@@ -78,16 +51,14 @@ fn random_reads_hint_nothing() -> Result<(), pagecache::Error> {
         cache.get_u32_le((state >> 16) % (LEN as u64 - 4))?;
     }
     assert!(cache.misses() > 1500);
-    assert_eq!(*cache.device().hints.lock(), []);
+    assert_eq!(cache.device().hints(), []);
     Ok(())
 }
 
 #[test]
 fn a_cap_of_zero_turns_read_ahead_off() -> Result<(), pagecache::Error> {
-    let cache = PageCache::builder()
-        .read_ahead(0)
-        .build(Hinted::new(1 << 20))?;
+    let cache = PageCache::builder().read_ahead(0).build(hinted(1 << 20))?;
     cache.blit(0, &mut vec![0u8; 1 << 20], 0, 1 << 20)?;
-    assert_eq!(*cache.device().hints.lock(), []);
+    assert_eq!(cache.device().hints(), []);
     Ok(())
 }
