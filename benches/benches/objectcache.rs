@@ -15,16 +15,24 @@
 //! names, else one in the bench's own process on loopback): warm through
 //! the cache against directly from the server.
 //!
+//! A last pair reads one 128 MiB object cold, sequentially in 8 MiB
+//! requests, through the caching store (objectdev's read-ahead below it)
+//! over objectdev's `LatencyStore::s3` model (25 ms to the first byte,
+//! 90 MB/s per request), against 8 MiB ranged GETs 16 in flight straight
+//! from that store.
+//!
 //! Also writes the requests each read makes (`objectcache-requests.md` in
 //! `BENCH_EXTRA_DIR`), counted by objectdev's `CountingStore`.
 
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -204,6 +212,61 @@ fn parquet_reads(c: &mut Criterion, setup: &Setup) {
     group.finish();
 }
 
+/// The object a sequential reader reads cold, and what it asks at a time.
+const SEQUENTIAL_LEN: u64 = 128 << 20;
+const SEQUENTIAL_STEP: u64 = 8 << 20;
+
+fn sequential_reads(c: &mut Criterion, runtime: &Runtime) {
+    let memory = Arc::new(InMemory::new());
+    let path = Path::from("big/object");
+    runtime
+        .block_on(memory.put(&path, vec![7u8; SEQUENTIAL_LEN as usize].into()))
+        .expect("put the object");
+    let s3: Arc<dyn ObjectStore> = Arc::new(LatencyStore::s3(memory));
+    let cached = CachingStore::builder()
+        .ram_bytes(256 << 20)
+        .disk_bytes(512 << 20)
+        .dir(tier_dir())
+        .build(s3.clone())
+        .expect("build the caching store");
+    let ranges: Vec<Range<u64>> = (0..SEQUENTIAL_LEN)
+        .step_by(SEQUENTIAL_STEP as usize)
+        .map(|start| start..start + SEQUENTIAL_STEP)
+        .collect();
+    let mut group = c.benchmark_group("objectcache_sequential");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement_time())
+        .throughput(Throughput::Bytes(SEQUENTIAL_LEN));
+    group.bench_function("cached_cold_s3_model", |b| {
+        b.iter(|| {
+            // A new version for the cache: every byte fetched again.
+            cached.invalidate(&path);
+            runtime.block_on(async {
+                for range in &ranges {
+                    let bytes = cached.get_range(&path, range.clone()).await;
+                    assert_eq!(bytes.expect("a range").len() as u64, SEQUENTIAL_STEP);
+                }
+            });
+        });
+    });
+    group.bench_function("direct_8mib_x16_s3_model", |b| {
+        b.iter(|| {
+            let parts: Vec<Bytes> = runtime
+                .block_on(
+                    futures_util::stream::iter(ranges.clone())
+                        .map(|range| s3.get_range(&path, range))
+                        .buffered(16)
+                        .try_collect(),
+                )
+                .expect("the ranges");
+            assert_eq!(parts.len(), ranges.len());
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     let setup = setup();
     write_requests(&setup);
@@ -216,5 +279,6 @@ fn main() {
         .block_on(read_all(setup.s3_cached.clone(), &setup.s3_path));
     let mut criterion = Criterion::default().configure_from_args();
     parquet_reads(&mut criterion, &setup);
+    sequential_reads(&mut criterion, &setup.runtime);
     criterion.final_summary();
 }
