@@ -57,6 +57,10 @@ use crate::{Error, Stats};
 /// state lock, never held during device I/O: a miss marks its pages as
 /// being read, drops the lock and reads the device; a second thread
 /// missing the same page waits for that read instead of issuing its own.
+/// The pages read are copied into frames taken under the lock, with the
+/// lock released, then published under it: the lock is held for
+/// bookkeeping only (and one page's copy when a one-page miss moves a page
+/// to make room at home).
 ///
 /// # Memory
 /// The frames are allocated when the cache is built: for each page of

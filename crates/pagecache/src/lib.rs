@@ -77,7 +77,9 @@
 //! instruction per hit, which on x86 is a full barrier: the CPU could no
 //! longer overlap the memory accesses of consecutive reads, and random
 //! hits measured 5 to 8 times slower. Misses, eviction and invalidation
-//! take one state lock, never held during device I/O.
+//! take one state lock, never held during device I/O, nor while a miss
+//! copies the pages it read into their frames (taken under the lock,
+//! filled with it released, published under it; see "Scans" below).
 //!
 //! ## What a hit does, per read
 //! A getter of up to 64 bits, such as `get_u64_le(pos)`, first asks the

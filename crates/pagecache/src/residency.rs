@@ -14,13 +14,19 @@ use crate::state::State;
 impl<D> PageCache<D> {
     /// A frame for `page`, claimed for its rewrite (see `Frames::claim`):
     /// its home frame if free; else a free frame or the frame of the page
-    /// the policy evicts, and then, if the home frame holds a page that is
-    /// not at home there, that page moves to the new frame so `page` can
-    /// live at home. A frame a long read is copying is never waited for:
+    /// the policy evicts, and then, with `make_home`, if the home frame
+    /// holds a page that is not at home there, that page moves to the new
+    /// frame so `page` can live at home (a copy of one page under the
+    /// state lock: misses of runs, as scans make, do without). A frame a long read is copying is never waited for:
     /// the next candidate is taken instead (it waits in `state.busy`).
     /// `None` only if no frame can be had without waiting, or the capacity
     /// holds no page at all.
-    pub(crate) fn take_frame(&self, state: &mut State, page: u64) -> Option<FrameId> {
+    pub(crate) fn take_frame(
+        &self,
+        state: &mut State,
+        page: u64,
+        make_home: bool,
+    ) -> Option<FrameId> {
         let home = self.home(page);
         if state.is_free[home as usize] {
             if self.frames.claim(home) {
@@ -54,7 +60,8 @@ impl<D> PageCache<D> {
                 }
             }
         };
-        if frame != home
+        if make_home
+            && frame != home
             && let Some(guest) = self.frames.page_of(home)
             && self.home(guest) != home
             && self.frames.claim(home)
@@ -105,16 +112,31 @@ impl<D> PageCache<D> {
 
     /// Moves resident `page` from frame `from` to frame `to`, both claimed
     /// (`from` stays claimed, for its next page). Readers of `page` still
-    /// on `from` retry and find it through its new hint.
+    /// on `from` retry and find it through its new hint. One page copied
+    /// under the state lock: the price of keeping pages at home.
     pub(crate) fn relocate(&self, state: &mut State, page: u64, from: FrameId, to: FrameId) {
-        let mut bytes = vec![0; self.frames.len(from)];
-        self.frames.read_locked(from, 0, &mut bytes);
-        self.frames.fill(to, page, &bytes, self.epoch.load(Relaxed));
+        let len = self.frames.len(from);
+        #[cfg(test)]
+        self.frames.count_locked_copy(len);
+        self.frames.move_words(from, to, len);
+        self.frames.publish(to, page, len, self.epoch.load(Relaxed));
         state.resident.insert(page, to);
         state.nodes[to as usize] = state.nodes[from as usize];
         state.slices[to as usize] = state.slices[from as usize].take();
         self.hints.remove(page, from);
         self.hints.insert(page, to);
+    }
+
+    /// Copies `bytes` into the words of `frame`, claimed by this thread
+    /// (see `Frames::fill_words`: no lock needed). Tests count the bytes
+    /// copied while the state lock is held, which every miss, invalidation
+    /// and `stats()` would wait for.
+    pub(crate) fn copy_into_frame(&self, frame: FrameId, bytes: &[u8]) {
+        #[cfg(test)]
+        if self.state.is_locked() {
+            self.frames.count_locked_copy(bytes.len());
+        }
+        self.frames.fill_words(frame, bytes);
     }
 
     /// Makes `frame` (claimed by `take_frame`) hold `page`, and tells the
@@ -127,12 +149,34 @@ impl<D> PageCache<D> {
         bytes: &[u8],
         epoch: u32,
     ) {
-        self.frames.fill(frame, page, bytes, epoch);
+        self.copy_into_frame(frame, bytes);
+        self.publish_page(state, frame, page, bytes.len(), epoch);
+    }
+
+    /// Makes `frame` (claimed by `take_frame`, its `len` bytes copied in
+    /// with [`copy_into_frame`](Self::copy_into_frame)) hold `page`, and
+    /// tells the policy (and the hints, for a page away from home).
+    pub(crate) fn publish_page(
+        &self,
+        state: &mut State,
+        frame: FrameId,
+        page: u64,
+        len: usize,
+        epoch: u32,
+    ) {
+        self.frames.publish(frame, page, len, epoch);
         state.nodes[frame as usize] = state.policy.insert(page);
         state.resident.insert(page, frame);
         if frame != self.home(page) {
             self.hints.insert(page, frame);
         }
+    }
+
+    /// Frees `frame`, claimed by `take_frame` but not published.
+    pub(crate) fn give_back(&self, state: &mut State, frame: FrameId) {
+        self.frames.abandon(frame);
+        state.free.push(frame);
+        state.is_free[frame as usize] = true;
     }
 
     /// Drops `page` if resident: invalidated, or cached short.
@@ -195,7 +239,8 @@ impl<D> PageCache<D> {
         for (page, frame) in resident {
             if let Some(data) = pages.get((page - first) as usize) {
                 if self.frames.claim(frame) {
-                    self.frames.fill(frame, page, data, epoch);
+                    self.copy_into_frame(frame, data);
+                    self.frames.publish(frame, page, data.len(), epoch);
                     state.slices[frame as usize] = None;
                 } else {
                     // A long read is copying the old bytes: drop the page
@@ -209,7 +254,7 @@ impl<D> PageCache<D> {
         for (index, data) in pages[(keep_from - first) as usize..].iter().enumerate() {
             let page = keep_from + index as u64;
             if !state.resident.contains_key(&page)
-                && let Some(frame) = self.take_frame(&mut state, page)
+                && let Some(frame) = self.take_frame(&mut state, page, true)
             {
                 self.place(&mut state, frame, page, data, epoch);
             }
@@ -436,6 +481,45 @@ mod tests {
         cache.read_bytes_at(0, &mut page).unwrap();
         assert_eq!(page[10..13], *b"new");
         assert_eq!(device.to_vec()[10..13], *b"new");
+    }
+
+    /// A miss copies the pages it read into their frames with the state
+    /// lock released (every other miss, invalidation and `stats()` waits
+    /// for that lock, and its holder may be descheduled mid-copy): runs
+    /// read straight into the caller's buffer, pages read through a
+    /// buffer of the cache's, and `load`'s slices alike.
+    #[test]
+    fn a_miss_copies_its_pages_into_frames_without_the_state_lock() {
+        let bytes = device_bytes(32);
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(16)
+            .build(MemDevice::from_vec(bytes.clone()))
+            .unwrap();
+        let mut run = vec![0; 8 * PAGE];
+        cache.read_bytes_at(0, &mut run).unwrap();
+        assert_eq!(run, bytes[..8 * PAGE]);
+        let mut byte = [0];
+        cache
+            .read_bytes_at((8 * PAGE + 5) as u64, &mut byte)
+            .unwrap();
+        assert_eq!(byte[0], bytes[8 * PAGE + 5]);
+        let slice = cache.load((9 * PAGE) as u64, PAGE).unwrap().unwrap();
+        assert_eq!(slice.bytes(), &bytes[9 * PAGE..10 * PAGE]);
+        assert_eq!(cache.stats().resident_pages, 10);
+        // A run that evicts pages, and longer than the cache.
+        let mut run = vec![0; 24 * PAGE];
+        cache.read_bytes_at((8 * PAGE) as u64, &mut run).unwrap();
+        assert_eq!(run, bytes[8 * PAGE..]);
+        assert_eq!(cache.stats().resident_pages, 16);
+        assert!(cache.stats().evictions > 0);
+        assert_eq!(cache.frames.locked_copies(), 0);
+        // The pages were published: hits now, with the device's bytes.
+        let reads = cache.stats().device_reads;
+        let mut again = vec![0; 16 * PAGE];
+        cache.read_bytes_at((16 * PAGE) as u64, &mut again).unwrap();
+        assert_eq!(again, bytes[16 * PAGE..]);
+        assert_eq!(cache.stats().device_reads, reads);
     }
 
     /// The workload: scanning threads copy resident pages (runs of
