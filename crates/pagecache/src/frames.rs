@@ -389,7 +389,8 @@ impl Frames {
         self.copy_out(frame, off, dst);
     }
 
-    /// The page `frame` holds, if any (state lock held).
+    /// The page `frame` holds, if any (state lock held; without it, what
+    /// it held a moment ago: a hint).
     pub(crate) fn page_of(&self, frame: FrameId) -> Option<u64> {
         let page = self.head(frame)?.page.load(Relaxed);
         (page != NO_PAGE).then_some(page)

@@ -262,8 +262,9 @@
 //! a file asks the kernel to read ahead, `spillcache::SpillTier` passes on
 //! the chunks it lacks, `objectdev::ObjectDevice` starts ranged GETs in
 //! the background.
-//! - A run of missing pages that starts where an earlier one ended (or a
-//!   few resident pages later) continues a stream. Once a stream spans
+//! - A run of missing pages that starts where an earlier one ended (or
+//!   past up to 256 pages, all cached: pages the reader hit on its way)
+//!   continues a stream, the one furthest along if several. Once a stream spans
 //!   256 KiB it hints a window of 1 MiB (or 4 runs, if larger) past its
 //!   end, and each further miss doubles the window, up to
 //!   [`Builder::read_ahead`] (128 MiB by default). The whole window is
@@ -274,7 +275,13 @@
 //!   single read longer than 256 KiB counts as sequential. A reader that
 //!   jumps starts a new stream; the old window is no longer hinted, and
 //!   the devices drop what they fetched for it when they need the room.
-//! - Up to 8 streams are followed at once (readers scanning side by side).
+//! - Random reads of another thread a little ahead of a scan neither
+//!   hint nor move the scan's stream: the pages between are not cached.
+//!   (They used to, whenever they fell within a quarter of the scan's
+//!   window: each such miss paid for a hint of up to the whole window, a
+//!   file's `fadvise` of 128 MiB, about 100 us.)
+//! - Up to 8 streams are followed at once (readers scanning side by
+//!   side); a new one replaces one that never hinted before one that did.
 //! - Memory: nothing in the cache (a few words per stream); what a device
 //!   fetches ahead is bounded by the device (`ObjectDevice::with_read_ahead`).
 //! - `Builder::read_ahead(0)` turns it off.

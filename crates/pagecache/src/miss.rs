@@ -271,7 +271,10 @@ impl<D: ReadAt> Reservation<'_, D> {
     fn read_into(&mut self, start: u64, bytes: &mut [u8]) -> Result<(), Error> {
         let cache = self.cache;
         let end = start + bytes.len() as u64;
-        let hint = cache.streams.lock().after_miss(start, end);
+        let hint = cache
+            .streams
+            .lock()
+            .after_miss(start, end, |from, to| cache.looks_cached(from, to));
         if let Some((pos, len)) = hint {
             cache.device.will_need(pos, len);
         }
