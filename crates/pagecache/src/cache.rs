@@ -17,7 +17,7 @@ use crate::error::check_range;
 use crate::frames::Frames;
 use crate::hints::Hints;
 use crate::readahead::Streams;
-use crate::state::State;
+use crate::state::{State, StateLock};
 use crate::{Error, Stats};
 
 /// A cache of fixed-size pages over a [`ReadAt`] device.
@@ -96,7 +96,7 @@ pub struct PageCache<D> {
     pub(crate) frames: Frames,
     pub(crate) hints: Hints,
     pub(crate) hits: StripedCounter,
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: StateLock,
     /// Counts batches of pages inserted; see `frames::touch`.
     pub(crate) epoch: AtomicU32,
     pub(crate) device_reads: AtomicU64,
@@ -177,7 +177,7 @@ impl<D: ReadAt> PageCache<D> {
             frames,
             hints: Hints::new(geometry.capacity),
             hits: StripedCounter::new(),
-            state: Mutex::new(State::new(geometry.capacity)),
+            state: StateLock::new(State::new(geometry.capacity)),
             epoch: AtomicU32::new(0),
             device_reads: AtomicU64::new(0),
             version: AtomicU64::new(0),
