@@ -68,11 +68,12 @@ const SPIN: Duration = Duration::from_micros(50);
 /// more busy threads than cores, a yield or a park hands the CPU to
 /// another thread for a whole time slice, so a miss that met the lock for
 /// a microsecond's bookkeeping waited for the scheduler instead: measured
-/// with 4 threads scanning through the cache beside one missing random
-/// pages (2 cores, with other builds running), the misses' p99 was 33 to
-/// 65 us with the plain lock, and 10 to 12 us spinning for up to 50 us,
-/// against 13.5 us with 4 threads copying plain memory instead of
-/// scanning. On one core the holder cannot run while a waiter spins, so
+/// with an instrumented copy of the miss-latency bench (4 threads
+/// scanning through the cache beside one missing random pages; 2 cores,
+/// other builds running), the misses' p99 was 33 to 65 us with the plain
+/// lock, most of them with involuntary context switches, and 10 to 12 us
+/// spinning for up to 50 us, with almost none, against 13.5 us with 4
+/// threads copying plain memory instead of scanning. On one core the holder cannot run while a waiter spins, so
 /// there waiters block at once.
 pub(crate) struct StateLock {
     mutex: Mutex<State>,
