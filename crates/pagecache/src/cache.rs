@@ -60,7 +60,8 @@ use crate::{Error, Stats};
 /// The pages read are copied into frames taken under the lock, with the
 /// lock released, then published under it: the lock is held for
 /// bookkeeping only (and one page's copy when a one-page miss moves a page
-/// to make room at home).
+/// to make room at home). A write-back installs the pages it wrote under
+/// the lock, but one run of 16 pages per hold.
 ///
 /// # Memory
 /// The frames are allocated when the cache is built: for each page of

@@ -122,7 +122,18 @@ pub(crate) struct Frames {
     busy_claims: AtomicU64,
     /// Bytes of pages copied into frames with the state lock held.
     #[cfg(test)]
-    locked_copies: AtomicU64,
+    locked_copies: parking_lot::Mutex<LockedCopies>,
+}
+
+/// Page bytes copied into frames under the state lock, for tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct LockedCopies {
+    total: u64,
+    /// The hold of the lock the last copy was made in, and its bytes.
+    hold: u64,
+    in_hold: u64,
+    most_in_one_hold: u64,
 }
 
 /// A reader count raised by [`Frames::hold_reader`], dropped with it.
@@ -170,7 +181,7 @@ impl Frames {
             page_size,
             busy_claims: AtomicU64::new(0),
             #[cfg(test)]
-            locked_copies: AtomicU64::new(0),
+            locked_copies: parking_lot::Mutex::default(),
         })
     }
 
@@ -568,16 +579,30 @@ impl Frames {
     }
 
     /// Counts `len` bytes of a page copied into a frame while the cache's
-    /// state lock was held (see `PageCache::copy_into_frame`).
+    /// state lock was held, during its hold number `hold` (see
+    /// `PageCache::copy_into_frame`).
     #[cfg(test)]
-    pub(crate) fn count_locked_copy(&self, len: usize) {
-        self.locked_copies.fetch_add(len as u64, Relaxed);
+    pub(crate) fn count_locked_copy(&self, len: usize, hold: u64) {
+        let mut copies = self.locked_copies.lock();
+        copies.total += len as u64;
+        if copies.hold != hold {
+            (copies.hold, copies.in_hold) = (hold, 0);
+        }
+        copies.in_hold += len as u64;
+        copies.most_in_one_hold = copies.most_in_one_hold.max(copies.in_hold);
     }
 
     /// Bytes of pages copied into frames while the state lock was held.
     #[cfg(test)]
     pub(crate) fn locked_copies(&self) -> u64 {
-        self.locked_copies.load(Relaxed)
+        self.locked_copies.lock().total
+    }
+
+    /// The most bytes of pages copied into frames during one hold of the
+    /// state lock.
+    #[cfg(test)]
+    pub(crate) fn most_copied_in_one_hold(&self) -> u64 {
+        self.locked_copies.lock().most_in_one_hold
     }
 
     /// How many claims found a reader inside and were refused (the writer

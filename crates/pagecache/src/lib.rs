@@ -236,7 +236,8 @@
 //! A miss takes the state lock three times (to look up and reserve its
 //! pages, to take frames, to publish them), each for bookkeeping only:
 //! the device read and the copy of the pages into their frames run with
-//! it released. Waiters spin up to 50 us before they block, since a
+//! it released (a write-back's install copies under it, but one run of
+//! 16 pages per hold, so a miss waits for at most that). Waiters spin up to 50 us before they block, since a
 //! yield or a park on a machine with more busy threads than cores costs
 //! a time slice (see `state::StateLock`). Measured by `cargo bench -p
 //! benches --bench pagecache -- pagecache_miss_latency` (one thread

@@ -8,7 +8,7 @@ use blockdev::ReadAt;
 
 use crate::Error;
 use crate::cache::PageCache;
-use crate::frames::FrameId;
+use crate::frames::{FrameId, RUN_PAGES};
 use crate::state::State;
 
 impl<D> PageCache<D> {
@@ -117,7 +117,7 @@ impl<D> PageCache<D> {
     pub(crate) fn relocate(&self, state: &mut State, page: u64, from: FrameId, to: FrameId) {
         let len = self.frames.len(from);
         #[cfg(test)]
-        self.frames.count_locked_copy(len);
+        self.frames.count_locked_copy(len, self.state.holds());
         self.frames.move_words(from, to, len);
         self.frames.publish(to, page, len, self.epoch.load(Relaxed));
         state.resident.insert(page, to);
@@ -134,7 +134,8 @@ impl<D> PageCache<D> {
     pub(crate) fn copy_into_frame(&self, frame: FrameId, bytes: &[u8]) {
         #[cfg(test)]
         if self.state.is_locked() {
-            self.frames.count_locked_copy(bytes.len());
+            self.frames
+                .count_locked_copy(bytes.len(), self.state.holds());
         }
         self.frames.fill_words(frame, bytes);
     }
@@ -207,37 +208,55 @@ impl<D> PageCache<D> {
     /// cached; earlier ones would only evict each other. Costs the fewer
     /// of `pages` and the resident or loading pages, not a lookup per page
     /// written.
+    ///
+    /// The pages are copied under the state lock, but at most
+    /// [`RUN_PAGES`] per hold: a miss waits for one run's copy, not for a
+    /// whole write-back's. Between holds a miss may read a page not yet
+    /// installed; it reads the device, which already holds the new bytes.
+    /// (The write-back cache's own readers see these pages in its dirty
+    /// map until this returns.)
     pub(crate) fn install_written(&self, first: u64, pages: &[&[u8]], cache_from: u64) {
         let count = pages.len() as u64;
         let written = first..first.saturating_add(count);
         let keep_from = (first + pages.len().saturating_sub(self.geometry.capacity) as u64)
             .max(cache_from)
             .min(written.end);
-        let mut state = self.state.lock();
         let epoch = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        if (state.loading.len() as u64) < count {
-            state.loading.retain(|page, _| !written.contains(page));
-        } else {
-            for page in written.clone() {
-                state.loading.remove(&page);
+        let resident: Vec<u64> = {
+            let mut state = self.state.lock();
+            if (state.loading.len() as u64) < count {
+                state.loading.retain(|page, _| !written.contains(page));
+            } else {
+                for page in written.clone() {
+                    state.loading.remove(&page);
+                }
             }
-        }
-        let resident: Vec<(u64, FrameId)> = if (state.resident.len() as u64) < count {
-            let in_range = |(page, _): &(u64, FrameId)| written.contains(page);
-            state
-                .resident
-                .iter()
-                .map(|(&p, &f)| (p, f))
-                .filter(in_range)
-                .collect()
-        } else {
-            written
-                .clone()
-                .filter_map(|page| Some((page, *state.resident.get(&page)?)))
-                .collect()
+            if (state.resident.len() as u64) < count {
+                let mut pages: Vec<u64> = state
+                    .resident
+                    .keys()
+                    .copied()
+                    .filter(|page| written.contains(page))
+                    .collect();
+                pages.sort_unstable();
+                pages
+            } else {
+                written
+                    .clone()
+                    .filter(|page| state.resident.contains_key(page))
+                    .collect()
+            }
         };
-        for (page, frame) in resident {
-            if let Some(data) = pages.get((page - first) as usize) {
+        // Resident copies first (they are stale), then the pages kept.
+        for run in resident.chunks(RUN_PAGES) {
+            let mut state = self.state.lock();
+            for &page in run {
+                let (Some(&frame), Some(data)) = (
+                    state.resident.get(&page),
+                    pages.get((page - first) as usize),
+                ) else {
+                    continue;
+                };
                 if self.frames.claim(frame) {
                     self.copy_into_frame(frame, data);
                     self.frames.publish(frame, page, data.len(), epoch);
@@ -251,12 +270,19 @@ impl<D> PageCache<D> {
         }
         // By index: `(keep_from..)` would step past `u64::MAX` after the
         // device's last page (one-byte pages near 2^64).
-        for (index, data) in pages[(keep_from - first) as usize..].iter().enumerate() {
-            let page = keep_from + index as u64;
-            if !state.resident.contains_key(&page)
-                && let Some(frame) = self.take_frame(&mut state, page, true)
-            {
-                self.place(&mut state, frame, page, data, epoch);
+        let kept = &pages[(keep_from - first) as usize..];
+        for (run_index, run) in kept.chunks(RUN_PAGES).enumerate() {
+            let mut state = self.state.lock();
+            for (index, data) in run.iter().enumerate() {
+                let page = keep_from + (run_index * RUN_PAGES + index) as u64;
+                // A miss since the last hold may have read it (the new
+                // bytes, from the device) or be reading it: leave it.
+                if !state.resident.contains_key(&page)
+                    && !state.loading.contains_key(&page)
+                    && let Some(frame) = self.take_frame(&mut state, page, false)
+                {
+                    self.place(&mut state, frame, page, data, epoch);
+                }
             }
         }
     }
@@ -400,7 +426,7 @@ mod tests {
     use blockdev::MemDevice;
 
     use crate::PageCache;
-    use crate::frames::{BULK_MIN, FrameId};
+    use crate::frames::{BULK_MIN, FrameId, RUN_PAGES};
 
     const PAGE: usize = 2 * BULK_MIN;
 
@@ -520,6 +546,39 @@ mod tests {
         cache.read_bytes_at((16 * PAGE) as u64, &mut again).unwrap();
         assert_eq!(again, bytes[16 * PAGE..]);
         assert_eq!(cache.stats().device_reads, reads);
+    }
+
+    /// A write-back installs the pages it wrote (rewriting resident ones,
+    /// caching the last `capacity`) one run at a time: a miss meanwhile
+    /// waits for at most one run's copy under the state lock, not for the
+    /// whole write-back's.
+    #[test]
+    fn a_write_back_copies_at_most_one_run_of_pages_per_hold_of_the_state_lock() {
+        let device = MemDevice::from_vec(device_bytes(128));
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(64)
+            .build_write_back(device.clone())
+            .unwrap();
+        let mut old = vec![0; 32 * PAGE];
+        cache.read_bytes_at(0, &mut old).unwrap();
+        let new: Vec<u8> = (0..96 * PAGE).map(|i| (i % 253) as u8).collect();
+        cache.write_bytes(0, &new).unwrap();
+        cache.commit().unwrap();
+        let frames = &cache.cache().frames;
+        assert!(frames.locked_copies() >= (64 * PAGE) as u64);
+        assert_eq!(frames.most_copied_in_one_hold(), (RUN_PAGES * PAGE) as u64);
+        assert_eq!(device.to_vec()[..96 * PAGE], new[..]);
+        assert_eq!(cache.cache().stats().resident_pages, 64);
+        let reads = cache.cache().stats().device_reads;
+        let mut kept = vec![0; 64 * PAGE];
+        cache.read_bytes_at((32 * PAGE) as u64, &mut kept).unwrap();
+        assert_eq!(kept, new[32 * PAGE..]);
+        assert_eq!(
+            cache.cache().stats().device_reads,
+            reads,
+            "the last 64 pages are cached"
+        );
     }
 
     /// The workload: scanning threads copy resident pages (runs of

@@ -77,12 +77,17 @@ const SPIN: Duration = Duration::from_micros(50);
 /// there waiters block at once.
 pub(crate) struct StateLock {
     mutex: Mutex<State>,
+    /// Times the lock was taken, for tests that count what a hold does.
+    #[cfg(test)]
+    holds: std::sync::atomic::AtomicU64,
 }
 
 impl StateLock {
     pub(crate) fn new(state: State) -> Self {
         StateLock {
             mutex: Mutex::new(state),
+            #[cfg(test)]
+            holds: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -90,10 +95,20 @@ impl StateLock {
     /// type's docs), else by blocking.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        match self.mutex.try_lock() {
+        let state = match self.mutex.try_lock() {
             Some(state) => state,
             None => self.lock_contended(),
-        }
+        };
+        #[cfg(test)]
+        self.holds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+    }
+
+    /// How many times the lock has been taken.
+    #[cfg(test)]
+    pub(crate) fn holds(&self) -> u64 {
+        self.holds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[cold]
