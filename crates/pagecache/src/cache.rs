@@ -17,7 +17,7 @@ use crate::error::check_range;
 use crate::frames::Frames;
 use crate::hints::Hints;
 use crate::readahead::Streams;
-use crate::state::State;
+use crate::state::{State, StateLock};
 use crate::{Error, Stats};
 
 /// A cache of fixed-size pages over a [`ReadAt`] device.
@@ -57,6 +57,11 @@ use crate::{Error, Stats};
 /// state lock, never held during device I/O: a miss marks its pages as
 /// being read, drops the lock and reads the device; a second thread
 /// missing the same page waits for that read instead of issuing its own.
+/// The pages read are copied into frames taken under the lock, with the
+/// lock released, then published under it: the lock is held for
+/// bookkeeping only (and one page's copy when a one-page miss moves a page
+/// to make room at home). A write-back installs the pages it wrote under
+/// the lock, but one run of 16 pages per hold.
 ///
 /// # Memory
 /// The frames are allocated when the cache is built: for each page of
@@ -92,7 +97,7 @@ pub struct PageCache<D> {
     pub(crate) frames: Frames,
     pub(crate) hints: Hints,
     pub(crate) hits: StripedCounter,
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: StateLock,
     /// Counts batches of pages inserted; see `frames::touch`.
     pub(crate) epoch: AtomicU32,
     pub(crate) device_reads: AtomicU64,
@@ -173,7 +178,7 @@ impl<D: ReadAt> PageCache<D> {
             frames,
             hints: Hints::new(geometry.capacity),
             hits: StripedCounter::new(),
-            state: Mutex::new(State::new(geometry.capacity)),
+            state: StateLock::new(State::new(geometry.capacity)),
             epoch: AtomicU32::new(0),
             device_reads: AtomicU64::new(0),
             version: AtomicU64::new(0),

@@ -74,6 +74,15 @@ pub enum Error {
     /// pieces of the old version (`for_each_chunk`, `get_seq`, `iter`), or
     /// one that refreshes crossed every time it started again.
     VersionChanged,
+    /// [`WriteBackCache::refresh`](crate::WriteBackCache::refresh) was
+    /// called with writes pending: they were made against the version the
+    /// device had, and would be written into the new one. Commit them
+    /// first (into the old version, if the device still takes them) or
+    /// discard them.
+    DirtyPages {
+        /// Dirty pages pending.
+        pages: usize,
+    },
     /// A destination range does not lie inside the caller's buffer.
     BufferRange {
         /// Start of the range in the buffer.
@@ -143,6 +152,10 @@ impl fmt::Display for Error {
                 f,
                 "the device moved to a new version (a refresh) during a read that \
                  cannot mix versions; read again"
+            ),
+            Error::DirtyPages { pages } => write!(
+                f,
+                "{pages} dirty pages are pending; commit or discard them before a refresh"
             ),
             Error::BufferRange {
                 dst_off,

@@ -120,6 +120,20 @@ pub(crate) struct Frames {
     page_size: usize,
     /// Claims refused because a long read was inside the frame.
     busy_claims: AtomicU64,
+    /// Bytes of pages copied into frames with the state lock held.
+    #[cfg(test)]
+    locked_copies: parking_lot::Mutex<LockedCopies>,
+}
+
+/// Page bytes copied into frames under the state lock, for tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct LockedCopies {
+    total: u64,
+    /// The hold of the lock the last copy was made in, and its bytes.
+    hold: u64,
+    in_hold: u64,
+    most_in_one_hold: u64,
 }
 
 /// A reader count raised by [`Frames::hold_reader`], dropped with it.
@@ -166,6 +180,8 @@ impl Frames {
             stride,
             page_size,
             busy_claims: AtomicU64::new(0),
+            #[cfg(test)]
+            locked_copies: parking_lot::Mutex::default(),
         })
     }
 
@@ -384,7 +400,8 @@ impl Frames {
         self.copy_out(frame, off, dst);
     }
 
-    /// The page `frame` holds, if any (state lock held).
+    /// The page `frame` holds, if any (state lock held; without it, what
+    /// it held a moment ago: a hint).
     pub(crate) fn page_of(&self, frame: FrameId) -> Option<u64> {
         let page = self.head(frame)?.page.load(Relaxed);
         (page != NO_PAGE).then_some(page)
@@ -452,6 +469,9 @@ impl Frames {
         // SeqCst: the Dekker check; also an acquire, so the copies of the
         // readers that left happen before the caller's stores.
         if readers.load(SeqCst) == 0 {
+            // Until it is published, the frame holds no page for the
+            // locked paths either (the lookup trusts a frame's page).
+            head.page.store(NO_PAGE, Relaxed);
             return true;
         }
         // Give the frame back unchanged: its words never changed, so a
@@ -465,7 +485,19 @@ impl Frames {
     /// Makes `frame`, claimed by [`claim`](Self::claim), hold `page` with
     /// `bytes` (at most a page), with no credit yet (state lock held).
     /// Readers see the old or the new page, never a mix.
+    #[cfg(test)]
     pub(crate) fn fill(&self, frame: FrameId, page: u64, bytes: &[u8], epoch: u32) {
+        self.fill_words(frame, bytes);
+        self.publish(frame, page, bytes.len(), epoch);
+    }
+
+    /// Copies `bytes` (at most a page) into the words of `frame`, claimed
+    /// by [`claim`](Self::claim) and not yet published. Needs no lock: a
+    /// claimed frame is free to no one else (the state lock's holders
+    /// leave it alone, since it is neither free nor resident) and no
+    /// reader trusts its words while its version is odd. So a miss copies
+    /// its pages in without the state lock, and publishes them under it.
+    pub(crate) fn fill_words(&self, frame: FrameId, bytes: &[u8]) {
         let base = frame as usize * self.stride;
         let (Some(head), Some(words)) = (
             self.heads.get(frame as usize),
@@ -473,13 +505,10 @@ impl Frames {
         ) else {
             return;
         };
-        let version = head.version.load(Relaxed);
-        debug_assert!(version % 2 == 1, "fill of a frame not claimed");
-        head.page.store(page, Relaxed);
-        head.len
-            .store(u32::try_from(bytes.len()).unwrap_or(u32::MAX), Relaxed);
-        head.seen_epoch.store(epoch, Relaxed);
-        head.credit.store(0, Relaxed);
+        debug_assert!(
+            head.version.load(Relaxed) % 2 == 1,
+            "fill of a frame not claimed"
+        );
         // Whole words by `chunks_exact`, so each is one load and one
         // store: a copy of unknown length per word (a `memcpy` call per
         // eight bytes) made this half of a cold scan's CPU.
@@ -497,11 +526,83 @@ impl Frames {
             le[..tail.len()].copy_from_slice(tail);
             word.store(u64::from_le_bytes(le), Relaxed);
         }
+    }
+
+    /// Copies the first `len` bytes of `from`'s page into `to`, both
+    /// claimed by the caller (state lock held): a page moving to another
+    /// frame, word to word, with nothing allocated.
+    pub(crate) fn move_words(&self, from: FrameId, to: FrameId, len: usize) {
+        let words = len.div_ceil(8).min(self.stride);
+        let (from, to) = (from as usize * self.stride, to as usize * self.stride);
+        if let (Some(src), Some(dst)) = (
+            self.words.get(from..from + words),
+            self.words.get(to..to + words),
+        ) {
+            for (dst, src) in dst.iter().zip(src) {
+                dst.store(src.load(Relaxed), Relaxed);
+            }
+        }
+    }
+
+    /// Makes `frame`, claimed and filled with [`fill_words`](Self::fill_words),
+    /// hold `page`, `len` bytes long, with no credit yet (state lock held):
+    /// from here on readers trust its words.
+    pub(crate) fn publish(&self, frame: FrameId, page: u64, len: usize, epoch: u32) {
+        let Some(head) = self.heads.get(frame as usize) else {
+            return;
+        };
+        let version = head.version.load(Relaxed);
+        debug_assert!(version % 2 == 1, "publish of a frame not claimed");
+        head.page.store(page, Relaxed);
+        head.len
+            .store(u32::try_from(len).unwrap_or(u32::MAX), Relaxed);
+        head.seen_epoch.store(epoch, Relaxed);
+        head.credit.store(0, Relaxed);
         // Shown last, with release: a reader that loads this key sees the
-        // whole page.
-        let whole = bytes.len() == self.page_size;
+        // whole page (the words were stored before, by this thread or by
+        // the one that filled them and released the state lock since).
+        let whole = len == self.page_size;
         head.key.store(if whole { page } else { NO_PAGE }, Release);
         head.version.store(version.wrapping_add(1), Release);
+    }
+
+    /// Gives back `frame`, claimed but not published, holding no page
+    /// (state lock held): its page was invalidated while it was copied in.
+    pub(crate) fn abandon(&self, frame: FrameId) {
+        if let Some(head) = self.head(frame) {
+            let version = head.version.load(Relaxed);
+            debug_assert!(version % 2 == 1, "abandon of a frame not claimed");
+            head.page.store(NO_PAGE, Relaxed);
+            head.len.store(0, Relaxed);
+            head.version.store(version.wrapping_add(1), Release);
+        }
+    }
+
+    /// Counts `len` bytes of a page copied into a frame while the cache's
+    /// state lock was held, during its hold number `hold` (see
+    /// `PageCache::copy_into_frame`).
+    #[cfg(test)]
+    pub(crate) fn count_locked_copy(&self, len: usize, hold: u64) {
+        let mut copies = self.locked_copies.lock();
+        copies.total += len as u64;
+        if copies.hold != hold {
+            (copies.hold, copies.in_hold) = (hold, 0);
+        }
+        copies.in_hold += len as u64;
+        copies.most_in_one_hold = copies.most_in_one_hold.max(copies.in_hold);
+    }
+
+    /// Bytes of pages copied into frames while the state lock was held.
+    #[cfg(test)]
+    pub(crate) fn locked_copies(&self) -> u64 {
+        self.locked_copies.lock().total
+    }
+
+    /// The most bytes of pages copied into frames during one hold of the
+    /// state lock.
+    #[cfg(test)]
+    pub(crate) fn most_copied_in_one_hold(&self) -> u64 {
+        self.locked_copies.lock().most_in_one_hold
     }
 
     /// How many claims found a reader inside and were refused (the writer

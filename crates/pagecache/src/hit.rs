@@ -100,4 +100,26 @@ impl<D> PageCache<D> {
         self.hits.add(if copied == 0 { 0 } else { started });
         copied
     }
+
+    /// Whether every page of the bytes `from..to` looks cached, read
+    /// without the state lock (a hint for read-ahead, which may be stale
+    /// by the time it is used); `false` past
+    /// [`MAX_GAP_PAGES`](crate::readahead::MAX_GAP_PAGES) pages.
+    pub(crate) fn looks_cached(&self, from: u64, to: u64) -> bool {
+        if to <= from {
+            return true;
+        }
+        let shift = self.geometry.page_shift;
+        let (first, last) = (from >> shift, (to - 1) >> shift);
+        if last - first >= crate::readahead::MAX_GAP_PAGES {
+            return false;
+        }
+        (first..=last).all(|page| {
+            let home = self.home(page);
+            self.frames.page_of(home) == Some(page) || {
+                let frame = self.hints.find(page);
+                frame != home && self.frames.page_of(frame) == Some(page)
+            }
+        })
+    }
 }

@@ -271,7 +271,10 @@ impl<D: ReadAt> Reservation<'_, D> {
     fn read_into(&mut self, start: u64, bytes: &mut [u8]) -> Result<(), Error> {
         let cache = self.cache;
         let end = start + bytes.len() as u64;
-        let hint = cache.streams.lock().after_miss(start, end);
+        let hint = cache
+            .streams
+            .lock()
+            .after_miss(start, end, |from, to| cache.looks_cached(from, to));
         if let Some((pos, len)) = hint {
             cache.device.will_need(pos, len);
         }
@@ -283,34 +286,90 @@ impl<D: ReadAt> Reservation<'_, D> {
     /// Puts the pages read into frames, evicting as needed. Pages whose
     /// mark was dropped meanwhile (an invalidation) are not cached: the
     /// bytes read may predate the change that caused it.
+    ///
+    /// The state lock is held twice, for bookkeeping only: once to take a
+    /// frame per page (claimed: no reader trusts it, no other writer
+    /// touches it), once to publish the pages still marked as this
+    /// thread's. The bytes are copied in between, with the lock released:
+    /// a run of 16 pages copied under it held every other miss for that
+    /// copy, and for as long as the scheduler kept its holder off the CPU.
+    /// Meanwhile the pages stay marked as being read, so a reader of one
+    /// waits for this read to end, as before.
     fn install(&mut self, bytes: &[u8]) {
         let cache = self.cache;
-        let mut state = cache.state.lock();
-        let epoch = cache.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        // The size now, under the lock `refresh_size` holds to shrink it.
-        let size = cache.size();
+        let page_size = cache.page_size();
         let shift = cache.geometry.page_shift;
-        // A refresh began since the reservation (under this lock): the
-        // bytes may be of the old version, or of both.
-        let refreshed = cache.version.load(Relaxed) != self.version || self.version & 1 == 1;
         // Pages by index: `(self.first..)` would step past `u64::MAX` after
         // the device's last page (one-byte pages near 2^64).
-        for (index, data) in bytes.chunks(cache.page_size()).enumerate() {
-            let page = self.first + index as u64;
-            let ours = matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading));
-            if !ours {
-                continue;
+        let pages = || {
+            bytes
+                .chunks(page_size)
+                .enumerate()
+                .map(|(index, data)| (self.first + index as u64, data))
+        };
+        let mut taken: Vec<(u64, FrameId, &[u8])> = Vec::with_capacity(self.count as usize);
+        {
+            let mut state = cache.state.lock();
+            // A page moved to make room at home is copied under the lock:
+            // one page for a one-page miss, none for a run.
+            let make_home = self.count == 1;
+            if !self.refreshed() {
+                // Only the last `capacity` pages of a longer run: earlier
+                // ones would only evict each other.
+                let skip = (self.count as usize).saturating_sub(cache.capacity());
+                for (page, data) in pages().skip(skip) {
+                    if self.owns(&state, page)
+                        && self.fits(page << shift, data.len())
+                        && let Some(frame) = cache.take_frame(&mut state, page, make_home)
+                    {
+                        taken.push((page, frame, data));
+                    }
+                }
             }
-            state.loading.remove(&page);
-            // Read before a shrink: bytes past the end must not be cached.
-            if refreshed || u128::from(page << shift) + data.len() as u128 > u128::from(size) {
-                continue;
+        }
+        for &(_, frame, data) in &taken {
+            cache.copy_into_frame(frame, data);
+        }
+        let mut state = cache.state.lock();
+        let epoch = cache.epoch.fetch_add(1, Relaxed).wrapping_add(1);
+        // Checked again under this lock: a refresh, a shrink or an
+        // invalidation may have come while the bytes were copied.
+        let refreshed = self.refreshed();
+        for &(page, frame, data) in &taken {
+            if !refreshed && self.owns(&state, page) && self.fits(page << shift, data.len()) {
+                cache.publish_page(&mut state, frame, page, data.len(), epoch);
+            } else {
+                cache.give_back(&mut state, frame);
             }
-            if let Some(frame) = cache.take_frame(&mut state, page) {
-                cache.place(&mut state, frame, page, data, epoch);
+        }
+        for (page, _) in pages() {
+            if self.owns(&state, page) {
+                state.loading.remove(&page);
             }
         }
         self.count = 0;
+    }
+}
+
+impl<D> Reservation<'_, D> {
+    /// Whether `page` is still marked as being read by this reservation
+    /// (an invalidation drops the marks of the pages it covers).
+    fn owns(&self, state: &State, page: u64) -> bool {
+        matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading))
+    }
+
+    /// Whether a refresh began since the reservation (under the state
+    /// lock, which the caller holds): the bytes may be of the old version,
+    /// or of both.
+    fn refreshed(&self) -> bool {
+        self.cache.version.load(Relaxed) != self.version || self.version & 1 == 1
+    }
+
+    /// Whether `len` bytes at `start` lie inside the device size now
+    /// (under the state lock, which `refresh_size` holds to shrink it):
+    /// bytes read before a shrink must not be cached past the new end.
+    fn fits(&self, start: u64, len: usize) -> bool {
+        u128::from(start) + len as u128 <= u128::from(self.cache.size())
     }
 }
 
@@ -319,7 +378,7 @@ impl<D> Drop for Reservation<'_, D> {
         if self.count > 0 {
             let mut state = self.cache.state.lock();
             for page in self.first..self.first + self.count {
-                if matches!(state.loading.get(&page), Some(l) if Arc::ptr_eq(l, &self.loading)) {
+                if self.owns(&state, page) {
                     state.loading.remove(&page);
                 }
             }

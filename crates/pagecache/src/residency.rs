@@ -8,19 +8,25 @@ use blockdev::ReadAt;
 
 use crate::Error;
 use crate::cache::PageCache;
-use crate::frames::FrameId;
+use crate::frames::{FrameId, RUN_PAGES};
 use crate::state::State;
 
 impl<D> PageCache<D> {
     /// A frame for `page`, claimed for its rewrite (see `Frames::claim`):
     /// its home frame if free; else a free frame or the frame of the page
-    /// the policy evicts, and then, if the home frame holds a page that is
-    /// not at home there, that page moves to the new frame so `page` can
-    /// live at home. A frame a long read is copying is never waited for:
+    /// the policy evicts, and then, with `make_home`, if the home frame
+    /// holds a page that is not at home there, that page moves to the new
+    /// frame so `page` can live at home (a copy of one page under the
+    /// state lock: misses of runs, as scans make, do without). A frame a long read is copying is never waited for:
     /// the next candidate is taken instead (it waits in `state.busy`).
     /// `None` only if no frame can be had without waiting, or the capacity
     /// holds no page at all.
-    pub(crate) fn take_frame(&self, state: &mut State, page: u64) -> Option<FrameId> {
+    pub(crate) fn take_frame(
+        &self,
+        state: &mut State,
+        page: u64,
+        make_home: bool,
+    ) -> Option<FrameId> {
         let home = self.home(page);
         if state.is_free[home as usize] {
             if self.frames.claim(home) {
@@ -54,7 +60,8 @@ impl<D> PageCache<D> {
                 }
             }
         };
-        if frame != home
+        if make_home
+            && frame != home
             && let Some(guest) = self.frames.page_of(home)
             && self.home(guest) != home
             && self.frames.claim(home)
@@ -105,16 +112,32 @@ impl<D> PageCache<D> {
 
     /// Moves resident `page` from frame `from` to frame `to`, both claimed
     /// (`from` stays claimed, for its next page). Readers of `page` still
-    /// on `from` retry and find it through its new hint.
+    /// on `from` retry and find it through its new hint. One page copied
+    /// under the state lock: the price of keeping pages at home.
     pub(crate) fn relocate(&self, state: &mut State, page: u64, from: FrameId, to: FrameId) {
-        let mut bytes = vec![0; self.frames.len(from)];
-        self.frames.read_locked(from, 0, &mut bytes);
-        self.frames.fill(to, page, &bytes, self.epoch.load(Relaxed));
+        let len = self.frames.len(from);
+        #[cfg(test)]
+        self.frames.count_locked_copy(len, self.state.holds());
+        self.frames.move_words(from, to, len);
+        self.frames.publish(to, page, len, self.epoch.load(Relaxed));
         state.resident.insert(page, to);
         state.nodes[to as usize] = state.nodes[from as usize];
         state.slices[to as usize] = state.slices[from as usize].take();
         self.hints.remove(page, from);
         self.hints.insert(page, to);
+    }
+
+    /// Copies `bytes` into the words of `frame`, claimed by this thread
+    /// (see `Frames::fill_words`: no lock needed). Tests count the bytes
+    /// copied while the state lock is held, which every miss, invalidation
+    /// and `stats()` would wait for.
+    pub(crate) fn copy_into_frame(&self, frame: FrameId, bytes: &[u8]) {
+        #[cfg(test)]
+        if self.state.is_locked() {
+            self.frames
+                .count_locked_copy(bytes.len(), self.state.holds());
+        }
+        self.frames.fill_words(frame, bytes);
     }
 
     /// Makes `frame` (claimed by `take_frame`) hold `page`, and tells the
@@ -127,12 +150,34 @@ impl<D> PageCache<D> {
         bytes: &[u8],
         epoch: u32,
     ) {
-        self.frames.fill(frame, page, bytes, epoch);
+        self.copy_into_frame(frame, bytes);
+        self.publish_page(state, frame, page, bytes.len(), epoch);
+    }
+
+    /// Makes `frame` (claimed by `take_frame`, its `len` bytes copied in
+    /// with [`copy_into_frame`](Self::copy_into_frame)) hold `page`, and
+    /// tells the policy (and the hints, for a page away from home).
+    pub(crate) fn publish_page(
+        &self,
+        state: &mut State,
+        frame: FrameId,
+        page: u64,
+        len: usize,
+        epoch: u32,
+    ) {
+        self.frames.publish(frame, page, len, epoch);
         state.nodes[frame as usize] = state.policy.insert(page);
         state.resident.insert(page, frame);
         if frame != self.home(page) {
             self.hints.insert(page, frame);
         }
+    }
+
+    /// Frees `frame`, claimed by `take_frame` but not published.
+    pub(crate) fn give_back(&self, state: &mut State, frame: FrameId) {
+        self.frames.abandon(frame);
+        state.free.push(frame);
+        state.is_free[frame as usize] = true;
     }
 
     /// Drops `page` if resident: invalidated, or cached short.
@@ -163,39 +208,58 @@ impl<D> PageCache<D> {
     /// cached; earlier ones would only evict each other. Costs the fewer
     /// of `pages` and the resident or loading pages, not a lookup per page
     /// written.
+    ///
+    /// The pages are copied under the state lock, but at most
+    /// [`RUN_PAGES`] per hold: a miss waits for one run's copy, not for a
+    /// whole write-back's. Between holds a miss may read a page not yet
+    /// installed; it reads the device, which already holds the new bytes.
+    /// (The write-back cache's own readers see these pages in its dirty
+    /// map until this returns.)
     pub(crate) fn install_written(&self, first: u64, pages: &[&[u8]], cache_from: u64) {
         let count = pages.len() as u64;
         let written = first..first.saturating_add(count);
         let keep_from = (first + pages.len().saturating_sub(self.geometry.capacity) as u64)
             .max(cache_from)
             .min(written.end);
-        let mut state = self.state.lock();
         let epoch = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        if (state.loading.len() as u64) < count {
-            state.loading.retain(|page, _| !written.contains(page));
-        } else {
-            for page in written.clone() {
-                state.loading.remove(&page);
+        let resident: Vec<u64> = {
+            let mut state = self.state.lock();
+            if (state.loading.len() as u64) < count {
+                state.loading.retain(|page, _| !written.contains(page));
+            } else {
+                for page in written.clone() {
+                    state.loading.remove(&page);
+                }
             }
-        }
-        let resident: Vec<(u64, FrameId)> = if (state.resident.len() as u64) < count {
-            let in_range = |(page, _): &(u64, FrameId)| written.contains(page);
-            state
-                .resident
-                .iter()
-                .map(|(&p, &f)| (p, f))
-                .filter(in_range)
-                .collect()
-        } else {
-            written
-                .clone()
-                .filter_map(|page| Some((page, *state.resident.get(&page)?)))
-                .collect()
+            if (state.resident.len() as u64) < count {
+                let mut pages: Vec<u64> = state
+                    .resident
+                    .keys()
+                    .copied()
+                    .filter(|page| written.contains(page))
+                    .collect();
+                pages.sort_unstable();
+                pages
+            } else {
+                written
+                    .clone()
+                    .filter(|page| state.resident.contains_key(page))
+                    .collect()
+            }
         };
-        for (page, frame) in resident {
-            if let Some(data) = pages.get((page - first) as usize) {
+        // Resident copies first (they are stale), then the pages kept.
+        for run in resident.chunks(RUN_PAGES) {
+            let mut state = self.state.lock();
+            for &page in run {
+                let (Some(&frame), Some(data)) = (
+                    state.resident.get(&page),
+                    pages.get((page - first) as usize),
+                ) else {
+                    continue;
+                };
                 if self.frames.claim(frame) {
-                    self.frames.fill(frame, page, data, epoch);
+                    self.copy_into_frame(frame, data);
+                    self.frames.publish(frame, page, data.len(), epoch);
                     state.slices[frame as usize] = None;
                 } else {
                     // A long read is copying the old bytes: drop the page
@@ -206,12 +270,19 @@ impl<D> PageCache<D> {
         }
         // By index: `(keep_from..)` would step past `u64::MAX` after the
         // device's last page (one-byte pages near 2^64).
-        for (index, data) in pages[(keep_from - first) as usize..].iter().enumerate() {
-            let page = keep_from + index as u64;
-            if !state.resident.contains_key(&page)
-                && let Some(frame) = self.take_frame(&mut state, page)
-            {
-                self.place(&mut state, frame, page, data, epoch);
+        let kept = &pages[(keep_from - first) as usize..];
+        for (run_index, run) in kept.chunks(RUN_PAGES).enumerate() {
+            let mut state = self.state.lock();
+            for (index, data) in run.iter().enumerate() {
+                let page = keep_from + (run_index * RUN_PAGES + index) as u64;
+                // A miss since the last hold may have read it (the new
+                // bytes, from the device) or be reading it: leave it.
+                if !state.resident.contains_key(&page)
+                    && !state.loading.contains_key(&page)
+                    && let Some(frame) = self.take_frame(&mut state, page, false)
+                {
+                    self.place(&mut state, frame, page, data, epoch);
+                }
             }
         }
     }
@@ -355,7 +426,7 @@ mod tests {
     use blockdev::MemDevice;
 
     use crate::PageCache;
-    use crate::frames::{BULK_MIN, FrameId};
+    use crate::frames::{BULK_MIN, FrameId, RUN_PAGES};
 
     const PAGE: usize = 2 * BULK_MIN;
 
@@ -436,6 +507,78 @@ mod tests {
         cache.read_bytes_at(0, &mut page).unwrap();
         assert_eq!(page[10..13], *b"new");
         assert_eq!(device.to_vec()[10..13], *b"new");
+    }
+
+    /// A miss copies the pages it read into their frames with the state
+    /// lock released (every other miss, invalidation and `stats()` waits
+    /// for that lock, and its holder may be descheduled mid-copy): runs
+    /// read straight into the caller's buffer, pages read through a
+    /// buffer of the cache's, and `load`'s slices alike.
+    #[test]
+    fn a_miss_copies_its_pages_into_frames_without_the_state_lock() {
+        let bytes = device_bytes(32);
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(16)
+            .build(MemDevice::from_vec(bytes.clone()))
+            .unwrap();
+        let mut run = vec![0; 8 * PAGE];
+        cache.read_bytes_at(0, &mut run).unwrap();
+        assert_eq!(run, bytes[..8 * PAGE]);
+        let mut byte = [0];
+        cache
+            .read_bytes_at((8 * PAGE + 5) as u64, &mut byte)
+            .unwrap();
+        assert_eq!(byte[0], bytes[8 * PAGE + 5]);
+        let slice = cache.load((9 * PAGE) as u64, PAGE).unwrap().unwrap();
+        assert_eq!(slice.bytes(), &bytes[9 * PAGE..10 * PAGE]);
+        assert_eq!(cache.stats().resident_pages, 10);
+        // A run that evicts pages, and longer than the cache.
+        let mut run = vec![0; 24 * PAGE];
+        cache.read_bytes_at((8 * PAGE) as u64, &mut run).unwrap();
+        assert_eq!(run, bytes[8 * PAGE..]);
+        assert_eq!(cache.stats().resident_pages, 16);
+        assert!(cache.stats().evictions > 0);
+        assert_eq!(cache.frames.locked_copies(), 0);
+        // The pages were published: hits now, with the device's bytes.
+        let reads = cache.stats().device_reads;
+        let mut again = vec![0; 16 * PAGE];
+        cache.read_bytes_at((16 * PAGE) as u64, &mut again).unwrap();
+        assert_eq!(again, bytes[16 * PAGE..]);
+        assert_eq!(cache.stats().device_reads, reads);
+    }
+
+    /// A write-back installs the pages it wrote (rewriting resident ones,
+    /// caching the last `capacity`) one run at a time: a miss meanwhile
+    /// waits for at most one run's copy under the state lock, not for the
+    /// whole write-back's.
+    #[test]
+    fn a_write_back_copies_at_most_one_run_of_pages_per_hold_of_the_state_lock() {
+        let device = MemDevice::from_vec(device_bytes(128));
+        let cache = PageCache::builder()
+            .page_size(PAGE)
+            .capacity(64)
+            .build_write_back(device.clone())
+            .unwrap();
+        let mut old = vec![0; 32 * PAGE];
+        cache.read_bytes_at(0, &mut old).unwrap();
+        let new: Vec<u8> = (0..96 * PAGE).map(|i| (i % 253) as u8).collect();
+        cache.write_bytes(0, &new).unwrap();
+        cache.commit().unwrap();
+        let frames = &cache.cache().frames;
+        assert!(frames.locked_copies() >= (64 * PAGE) as u64);
+        assert_eq!(frames.most_copied_in_one_hold(), (RUN_PAGES * PAGE) as u64);
+        assert_eq!(device.to_vec()[..96 * PAGE], new[..]);
+        assert_eq!(cache.cache().stats().resident_pages, 64);
+        let reads = cache.cache().stats().device_reads;
+        let mut kept = vec![0; 64 * PAGE];
+        cache.read_bytes_at((32 * PAGE) as u64, &mut kept).unwrap();
+        assert_eq!(kept, new[32 * PAGE..]);
+        assert_eq!(
+            cache.cache().stats().device_reads,
+            reads,
+            "the last 64 pages are cached"
+        );
     }
 
     /// The workload: scanning threads copy resident pages (runs of

@@ -57,6 +57,10 @@ use crate::{Error, PageCache, Slice};
 /// - The device size is fixed: a write past the end is
 ///   [`Error::OutOfBounds`], like any sink of bincodec. To grow the device,
 ///   commit, grow it, then [`refresh_size`](Self::refresh_size).
+/// - A new version of the device (an object replaced, a file rewritten
+///   as a whole): [`refresh`](Self::refresh), once nothing is pending;
+///   writes made against the old version are committed or discarded
+///   first, never carried into the new one.
 /// - Dropping the cache commits what is pending and ignores errors, like
 ///   `std::io::BufWriter`; call `commit` to see them.
 ///
@@ -266,6 +270,10 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
             return Ok(());
         }
         let mut order = self.writer.lock();
+        // Again under the lock: a refresh or `refresh_size` may have
+        // changed the size meanwhile (they hold this lock to do so).
+        let size = self.size();
+        check_range(pos, bytes.len() as u64, size)?;
         let shift = self.cache.page_size().trailing_zeros();
         let page_size = self.cache.page_size() as u64;
         let end = pos + bytes.len() as u64;
@@ -458,6 +466,80 @@ impl<D: ReadAt + WriteAt> WriteBackCache<D> {
         let size = self.cache.refresh_size()?;
         self.size.store(size, Ordering::Release);
         Ok(size)
+    }
+
+    /// Moves the cache and every layer below it to the device's current
+    /// version, as [`PageCache::refresh`] does (atomically for readers; the
+    /// size is read again), but only with no write pending: dirty pages
+    /// were written against the version the device had, and committed
+    /// after the move they would land in the new one. With dirty pages it
+    /// changes nothing and returns [`Error::DirtyPages`]: call
+    /// [`commit`](Self::commit) (to write them into the old version, if
+    /// the device still takes writes there) or [`discard`](Self::discard)
+    /// first. Writes wait while it runs, and see the new size after.
+    /// Returns whether anything changed.
+    ///
+    /// # Errors
+    /// [`Error::DirtyPages`] with writes pending (nothing is refreshed);
+    /// otherwise as [`PageCache::refresh`].
+    ///
+    /// ```
+    /// use blockdev::{MemDevice, WriteAt};
+    /// use pagecache::{ByteSinkExt, ByteSourceExt, Error, WriteBackCache};
+    ///
+    /// let dev = MemDevice::from_vec(vec![1; 8]);
+    /// let mut cache = WriteBackCache::new(dev.clone())?;
+    /// assert_eq!(cache.get_u8(0)?, 1);
+    /// cache.set_u8(7, 9)?;
+    /// dev.write_all_at(0, &[2; 16])?; // a new version, larger
+    /// assert!(matches!(cache.refresh(), Err(Error::DirtyPages { pages: 1 })));
+    /// cache.discard();
+    /// assert!(cache.refresh()?);
+    /// assert_eq!((cache.size(), cache.get_u8(0)?, cache.get_u8(15)?), (16, 2, 2));
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn refresh(&self) -> Result<bool, Error> {
+        let _writer = self.writer.lock();
+        let pages = self.dirty_pages();
+        if pages > 0 {
+            return Err(Error::DirtyPages { pages });
+        }
+        // No write can land until the writer lock is released, so the
+        // size stays the one every (absent) dirty page would be cut to.
+        let refreshed = self.cache.refresh();
+        self.size.store(self.cache.size(), Ordering::Release);
+        refreshed
+    }
+
+    /// Drops every pending write without writing it: reads see the
+    /// device's bytes again. Returns how many dirty pages were dropped.
+    ///
+    /// ```
+    /// use blockdev::MemDevice;
+    /// use pagecache::{ByteSinkExt, ByteSourceExt, WriteBackCache};
+    ///
+    /// let dev = MemDevice::from_vec(vec![0; 8]);
+    /// let mut cache = WriteBackCache::new(dev.clone())?;
+    /// cache.set_u32_le(2, 7)?;
+    /// assert_eq!(cache.discard(), 1);
+    /// assert_eq!((cache.get_u32_le(2)?, cache.dirty_pages()), (0, 0));
+    /// cache.commit()?;
+    /// assert_eq!(dev.to_vec(), [0; 8]);
+    /// # Ok::<(), pagecache::Error>(())
+    /// ```
+    pub fn discard(&self) -> usize {
+        let mut order = self.writer.lock();
+        order.clear();
+        let (pages, removed) = {
+            let mut dirty = self.dirty.write();
+            let pages = dirty.len();
+            let removed = dirty.remove(0, u64::MAX);
+            self.dirty_count.store(dirty.len(), Ordering::Release);
+            (pages, removed)
+        };
+        // The buffers are freed here, after the lock.
+        drop(removed);
+        pages
     }
 
     /// Like [`PageCache::load`], seeing pending writes.

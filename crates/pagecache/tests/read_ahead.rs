@@ -62,3 +62,42 @@ fn a_cap_of_zero_turns_read_ahead_off() -> Result<(), pagecache::Error> {
     assert_eq!(cache.device().hints(), []);
     Ok(())
 }
+
+/// Another reader missing random pages a little ahead of a scan (the
+/// miss-latency bench's workload): its misses add no hints (each was a
+/// hint of the scan's whole window, a 128 MiB `fadvise` on a file), and
+/// the scan keeps its stream, also past the pages those reads cached.
+#[test]
+fn random_reads_ahead_of_a_scan_neither_hint_nor_take_its_stream() -> Result<(), pagecache::Error> {
+    let cache = PageCache::builder()
+        .capacity(1024)
+        .max_batch_pages(16) // 64 KiB misses
+        .read_ahead(16 << 20)
+        .build(Hinted::new(LEN))?;
+    let piece = 64 << 10;
+    let mut buf = vec![0u8; piece];
+    let mut state = 5u64;
+    for start in (0..(LEN / 2) as u64).step_by(piece) {
+        cache.blit(start, &mut buf, 0, piece)?;
+        for _ in 0..3 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let ahead = start + piece as u64 + 4096 + (state >> 24) % (4 << 20);
+            let hints = cache.device().hints.lock().len();
+            cache.get_u8(ahead)?;
+            assert_eq!(
+                cache.device().hints.lock().len(),
+                hints,
+                "a random read at {ahead} hinted, the scan being at {start}"
+            );
+        }
+    }
+    let hints = cache.device().hints.lock().clone();
+    // 1 MiB doubled to the 16 MiB cap, then every 8 MiB: the scan's stream
+    // was never lost.
+    let windows: Vec<u64> = hints.iter().map(|&(_, len)| len).collect();
+    assert_eq!(windows[..5], [1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20]);
+    assert!(windows[5..].iter().all(|&w| w == 16 << 20), "{windows:?}");
+    Ok(())
+}

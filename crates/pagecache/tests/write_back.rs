@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use blockdev::{Errno, Fault, FaultyDevice, MemDevice};
+use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};
 use common::pattern;
 use pagecache::fuzz::{Endian, Width, get, set};
 use pagecache::{ByteSinkExt, ByteSource, ByteSourceExt, Error, OutOfBounds, WriteBackCache};
@@ -239,4 +239,112 @@ fn refresh_size_commits_then_lets_writes_reach_the_new_end() {
     cache.set_u32_be(8, 0x0a0b_0c0d).unwrap();
     cache.commit().unwrap();
     assert_eq!(device.to_vec(), [0, 0, 0, 0, 0, 0, 0, 1, 10, 11, 12, 13]);
+}
+
+/// `refresh` with writes pending changes nothing and says why: the
+/// writes, made against the old version, stay pending and readable, the
+/// old pages and size stay; once they are committed (or discarded) it
+/// moves to the new version, size included.
+#[test]
+fn a_refresh_with_writes_pending_is_refused_until_they_are_committed_or_discarded() {
+    let device = MemDevice::from_vec(vec![1; 64]);
+    let cache = pagecache::Builder::new()
+        .page_size(16)
+        .capacity(4)
+        .build_write_back(device.clone())
+        .unwrap();
+    assert_eq!(cache.get_u8(40).unwrap(), 1);
+    cache.write_bytes(26, b"old version").unwrap();
+    // The device moves to a new version, twice as large.
+    device.write_all_at(0, &[2; 128]).unwrap();
+    let err = cache.refresh().unwrap_err();
+    assert!(matches!(err, Error::DirtyPages { pages: 2 }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "2 dirty pages are pending; commit or discard them before a refresh"
+    );
+    assert_eq!((cache.size(), cache.dirty_pages()), (64, 2));
+    assert_eq!(cache.get_array::<11>(26).unwrap(), *b"old version");
+    assert_eq!(
+        cache.get_u8(40).unwrap(),
+        1,
+        "the old version's cached page"
+    );
+    assert!(cache.write_bytes(100, b"x").is_err());
+
+    assert_eq!(cache.discard(), 2);
+    assert!(cache.refresh().unwrap());
+    assert_eq!((cache.size(), cache.dirty_pages()), (128, 0));
+    assert_eq!(cache.get_array::<11>(26).unwrap(), [2; 11]);
+    assert_eq!(cache.get_u8(40).unwrap(), 2);
+    // Writes after it are against the new version, size included.
+    cache.write_bytes(100, b"new").unwrap();
+    cache.commit().unwrap();
+    assert_eq!(device.to_vec()[100..103], *b"new");
+    assert_eq!(
+        device.to_vec()[26..37],
+        [2; 11],
+        "nothing of the old writes"
+    );
+
+    // Committed first instead: they land in the version they were made for.
+    cache.write_bytes(0, b"AB").unwrap();
+    assert!(matches!(
+        cache.refresh(),
+        Err(Error::DirtyPages { pages: 1 })
+    ));
+    cache.commit().unwrap();
+    assert!(cache.refresh().unwrap());
+    assert_eq!(cache.get_array::<2>(0).unwrap(), *b"AB");
+}
+
+/// Writers racing refreshes: each refresh either finds writes pending and
+/// refuses, or runs with none; no write is lost or cut to a stale size.
+#[test]
+fn refreshes_racing_writers_never_lose_a_write() {
+    let device = MemDevice::from_vec(vec![0; 4096]);
+    let cache = pagecache::Builder::new()
+        .page_size(64)
+        .capacity(16)
+        .build_write_back(device.clone())
+        .unwrap();
+    let (mut refused, mut refreshed) = (0, 0);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            for i in 0..2000u64 {
+                let pos = i * 7 % 4000;
+                cache.write_bytes(pos, &i.to_le_bytes()[..2]).unwrap();
+                assert_eq!(cache.get_array::<2>(pos).unwrap(), i.to_le_bytes()[..2]);
+                if i % 3 == 0 {
+                    cache.commit().unwrap();
+                }
+            }
+        });
+        while !writer.is_finished() {
+            match cache.refresh() {
+                Ok(_) => refreshed += 1,
+                Err(Error::DirtyPages { pages }) => {
+                    assert!(pages > 0);
+                    refused += 1;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+        writer.join().unwrap();
+    });
+    cache.commit().unwrap();
+    assert!(refused + refreshed > 0);
+    // Every write reached the device: the last value at each position.
+    let bytes = device.to_vec();
+    let mut last = std::collections::HashMap::new();
+    for i in 0..2000u64 {
+        last.insert(i * 7 % 4000, i);
+    }
+    let mut model = vec![0u8; 4096];
+    let mut order: Vec<(u64, u64)> = last.into_iter().map(|(pos, i)| (i, pos)).collect();
+    order.sort_unstable();
+    for (i, pos) in order {
+        model[pos as usize..pos as usize + 2].copy_from_slice(&i.to_le_bytes()[..2]);
+    }
+    assert_eq!(bytes, model);
 }
