@@ -534,6 +534,45 @@ mod tests {
         ReadAhead::new(runtime.handle().clone(), fetch)
     }
 
+    /// A buffer over `object` whose fetches at or past `hang_from` never
+    /// finish (until aborted), counting the fetches dropped unfinished.
+    fn hanging_buffer(
+        runtime: &tokio::runtime::Runtime,
+        object: Arc<Vec<u8>>,
+        hang_from: u64,
+        dropped: Arc<AtomicU64>,
+    ) -> ReadAhead<u32> {
+        struct Unfinished(Arc<AtomicU64>);
+        impl Drop for Unfinished {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Relaxed);
+            }
+        }
+        let fetch: Fetch<u32> = Arc::new(move |_version, start, len| {
+            let object = Arc::clone(&object);
+            // Made with the future, so a GET aborted before it first ran
+            // counts too.
+            let unfinished = Unfinished(Arc::clone(&dropped));
+            Box::pin(async move {
+                if start >= hang_from {
+                    futures_util::future::pending::<()>().await;
+                }
+                std::mem::forget(unfinished);
+                let range = start as usize..(start + len) as usize;
+                Ok(Bytes::copy_from_slice(&object[range]))
+            })
+        });
+        ReadAhead::new(runtime.handle().clone(), fetch)
+    }
+
+    /// Waits until `landed` parts have landed or failed.
+    fn wait_for_landed(buffer: &ReadAhead<u32>, landed: u64) {
+        let mut state = buffer.shared.state.lock();
+        while state.stats.fetched_bytes / 128 + state.stats.failed < landed {
+            buffer.shared.landed.wait(&mut state);
+        }
+    }
+
     fn wait_until_settled(buffer: &ReadAhead<u32>) {
         let mut state = buffer.shared.state.lock();
         while state.in_flight > 0 {
@@ -638,5 +677,106 @@ mod tests {
         );
         buffer.set_max_bytes(0);
         assert_eq!(buffer.stats().buffered_bytes, 0);
+    }
+
+    #[test]
+    fn lowering_the_cap_drops_held_parts_and_aborts_those_in_flight() {
+        let runtime = runtime();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let object: Arc<Vec<u8>> = Arc::new((0..512u32).map(|i| i as u8).collect());
+        let buffer = hanging_buffer(&runtime, object, 256, Arc::clone(&dropped));
+        buffer.hint(1, 0, 512, 512, 128);
+        // 0..256 lands; 256..512 hangs in flight.
+        wait_for_landed(&buffer, 2);
+        assert_eq!(buffer.stats().buffered_bytes, 512);
+        buffer.limit(128);
+        let stats = buffer.stats();
+        // The furthest ahead go first: both GETs in flight, then 128..256.
+        assert_eq!(
+            (stats.cancelled, stats.unused_bytes, stats.buffered_bytes),
+            (2, 128, 128)
+        );
+        // Aborted, their GETs are dropped unfinished and free their slots.
+        wait_until_settled(&buffer);
+        assert_eq!(dropped.load(Relaxed), 2);
+        assert_eq!(
+            (buffer.stats().fetched_bytes, buffer.stats().failed),
+            (256, 0)
+        );
+        // The part kept still serves; the rest is read directly.
+        let mut buf = vec![0u8; 256];
+        let mut direct = Vec::new();
+        buffer
+            .read(&1, 0, &mut buf, |at, out| {
+                direct.push((at, out.len()));
+                out.fill(7);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(direct, [(128, 128)]);
+        assert_eq!(
+            buf[..128],
+            (0..128u32).map(|i| i as u8).collect::<Vec<_>>()[..]
+        );
+        // The cap opened with still bounds a higher limit; 0 turns it off.
+        buffer.set_max_bytes(256);
+        buffer.limit(1 << 20);
+        assert_eq!(buffer.max_bytes(), 256);
+        buffer.limit(0);
+        buffer.hint(1, 0, 512, 512, 128);
+        assert_eq!((buffer.max_bytes(), buffer.stats().gets), (0, 4));
+    }
+
+    #[test]
+    fn a_hint_elsewhere_aborts_the_old_window_but_not_the_part_a_read_waits_for() {
+        let runtime = runtime();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let object: Arc<Vec<u8>> = Arc::new(vec![5; 4096]);
+        let buffer = hanging_buffer(&runtime, object, 0, Arc::clone(&dropped));
+        buffer.hint(1, 0, 512, 4096, 128);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut buf = vec![0u8; 128];
+                let mut direct = 0;
+                buffer
+                    .read(&1, 0, &mut buf, |_, out| {
+                        direct += out.len();
+                        out.fill(9);
+                        Ok(())
+                    })
+                    .unwrap();
+                (buf, direct)
+            });
+            // Until the reader waits for part 0.
+            let mut state = buffer.shared.state.lock();
+            while state.parts.get(&0).is_none_or(|part| part.waiters == 0) {
+                drop(state);
+                std::thread::yield_now();
+                state = buffer.shared.state.lock();
+            }
+            drop(state);
+            // The reader jumped: the hint after next forgets the old window.
+            buffer.hint(1, 2048, 128, 4096, 128);
+            assert_eq!(buffer.stats().cancelled, 0, "the hint before is spared");
+            buffer.hint(1, 2048, 256, 4096, 128);
+            let stats = buffer.stats();
+            // Parts 128..512 aborted; part 0 has a reader waiting.
+            assert_eq!((stats.cancelled, stats.buffered_bytes), (3, 128 + 256));
+            // Lowering the cap aborts it too: the reader reads it itself,
+            // never taking an aborted part for data.
+            buffer.limit(256);
+            let (buf, direct) = reader.join().unwrap();
+            assert_eq!((direct, buf), (128, vec![9; 128]));
+        });
+        let stats = buffer.stats();
+        assert_eq!(
+            (stats.cancelled, stats.unused_bytes, stats.used_bytes),
+            (4, 0, 0)
+        );
+        // The old window and the first part of the new one.
+        assert_eq!(stats.peak_buffered_bytes, 512 + 128);
+        buffer.limit(0);
+        wait_until_settled(&buffer);
+        assert_eq!(dropped.load(Relaxed), 6);
     }
 }
