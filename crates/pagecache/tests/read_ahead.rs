@@ -1,5 +1,6 @@
 //! Read-ahead hints: a sequential reader makes the cache hint the device
-//! ahead of it; random reads never do; a cap of zero turns it off.
+//! ahead of it; random reads never do; a cap of zero turns it off; the
+//! cap bounds what the device holds ahead too.
 
 use std::io;
 
@@ -7,10 +8,11 @@ use blockdev::{MemDevice, ReadAt};
 use pagecache::{ByteSourceExt, PageCache};
 use parking_lot::Mutex;
 
-/// Memory that records the hints it is given.
+/// Memory that records the hints and read-ahead limits it is given.
 struct Hinted {
     bytes: MemDevice,
     hints: Mutex<Vec<(u64, u64)>>,
+    limits: Mutex<Vec<u64>>,
 }
 
 impl Hinted {
@@ -18,6 +20,7 @@ impl Hinted {
         Hinted {
             bytes: MemDevice::from_vec(vec![0; len]),
             hints: Mutex::new(Vec::new()),
+            limits: Mutex::new(Vec::new()),
         }
     }
 }
@@ -33,6 +36,10 @@ impl ReadAt for Hinted {
 
     fn will_need(&self, pos: u64, len: u64) {
         self.hints.lock().push((pos, len));
+    }
+
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.limits.lock().push(max_bytes);
     }
 }
 
@@ -89,5 +96,26 @@ fn a_cap_of_zero_turns_read_ahead_off() -> Result<(), pagecache::Error> {
         .build(Hinted::new(1 << 20))?;
     cache.blit(0, &mut vec![0u8; 1 << 20], 0, 1 << 20)?;
     assert_eq!(*cache.device().hints.lock(), []);
+    Ok(())
+}
+
+#[test]
+fn the_cache_bounds_its_devices_read_ahead_with_its_own() -> Result<(), pagecache::Error> {
+    let limits = |builder: pagecache::Builder| -> Result<Vec<u64>, pagecache::Error> {
+        let cache = builder.build(Hinted::new(4096))?;
+        Ok(cache.device().limits.lock().clone())
+    };
+    assert_eq!(limits(PageCache::builder().read_ahead(0))?, [0]);
+    assert_eq!(limits(PageCache::builder().read_ahead(3 << 20))?, [3 << 20]);
+    // By default: the frames' bytes, within 8 MiB..=128 MiB.
+    assert_eq!(
+        limits(PageCache::builder())?,
+        [pagecache::MIN_DEFAULT_READ_AHEAD]
+    );
+    assert_eq!(limits(PageCache::builder().capacity(8192))?, [32 << 20]);
+    assert_eq!(
+        limits(PageCache::builder().capacity(1 << 20))?,
+        [pagecache::DEFAULT_READ_AHEAD]
+    );
     Ok(())
 }

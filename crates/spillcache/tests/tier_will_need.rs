@@ -1,5 +1,5 @@
 //! `SpillTier` passes read-ahead hints on to its device: whole chunks,
-//! only the span of chunks it lacks.
+//! only the span of chunks it lacks; and read-ahead limits, as they are.
 
 use std::io;
 
@@ -7,10 +7,11 @@ use blockdev::{MemDevice, ReadAt};
 use parking_lot::Mutex;
 use spillcache::SpillTier;
 
-/// Memory that records the hints it is given.
+/// Memory that records the hints and read-ahead limits it is given.
 struct Hinted {
     bytes: MemDevice,
     hints: Mutex<Vec<(u64, u64)>>,
+    limits: Mutex<Vec<u64>>,
 }
 
 impl ReadAt for Hinted {
@@ -25,6 +26,10 @@ impl ReadAt for Hinted {
     fn will_need(&self, pos: u64, len: u64) {
         self.hints.lock().push((pos, len));
     }
+
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.limits.lock().push(max_bytes);
+    }
 }
 
 #[test]
@@ -33,6 +38,7 @@ fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dy
     let device = Hinted {
         bytes: MemDevice::from_vec(vec![3; 10_000]),
         hints: Mutex::new(Vec::new()),
+        limits: Mutex::new(Vec::new()),
     };
     let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
     tier.read_exact_at(0, &mut [0u8; 2000])?; // chunks 0 and 1 resident
@@ -41,5 +47,19 @@ fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dy
     tier.will_need(9_500, u64::MAX); // clipped to the device: chunk 9
     tier.will_need(20_000, 10); // past the end
     assert_eq!(*device.hints.lock(), [(2000, 3000), (9000, 1000)]);
+    Ok(())
+}
+
+#[test]
+fn a_read_ahead_limit_reaches_the_device() -> Result<(), Box<dyn std::error::Error>> {
+    let device = Hinted {
+        bytes: MemDevice::from_vec(vec![3; 10_000]),
+        hints: Mutex::new(Vec::new()),
+        limits: Mutex::new(Vec::new()),
+    };
+    let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
+    tier.limit_read_ahead(8 << 20);
+    tier.limit_read_ahead(0);
+    assert_eq!(*device.limits.lock(), [8 << 20, 0]);
     Ok(())
 }
