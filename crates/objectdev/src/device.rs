@@ -717,7 +717,8 @@ impl ReadAt for ObjectDevice {
     /// [`unused_bytes`](ReadAheadStats::unused_bytes)) and GETs in flight,
     /// aborted (counted as [`cancelled`](ReadAheadStats::cancelled)); 0
     /// turns read-ahead off. A read that needed a dropped part makes its
-    /// own GET.
+    /// own GET. The last call wins: caches sharing one device should
+    /// agree on it.
     ///
     /// ```
     /// use blockdev::ReadAt;
