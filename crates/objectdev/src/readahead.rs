@@ -542,22 +542,31 @@ mod tests {
         hang_from: u64,
         dropped: Arc<AtomicU64>,
     ) -> ReadAhead<u32> {
-        struct Unfinished(Arc<AtomicU64>);
+        struct Unfinished {
+            dropped: Arc<AtomicU64>,
+            finished: bool,
+        }
         impl Drop for Unfinished {
             fn drop(&mut self) {
-                self.0.fetch_add(1, Relaxed);
+                if !self.finished {
+                    self.dropped.fetch_add(1, Relaxed);
+                }
             }
         }
         let fetch: Fetch<u32> = Arc::new(move |_version, start, len| {
             let object = Arc::clone(&object);
             // Made with the future, so a GET aborted before it first ran
             // counts too.
-            let unfinished = Unfinished(Arc::clone(&dropped));
+            let unfinished = Unfinished {
+                dropped: Arc::clone(&dropped),
+                finished: false,
+            };
             Box::pin(async move {
+                let mut unfinished = unfinished;
                 if start >= hang_from {
                     futures_util::future::pending::<()>().await;
                 }
-                std::mem::forget(unfinished);
+                unfinished.finished = true;
                 let range = start as usize..(start + len) as usize;
                 Ok(Bytes::copy_from_slice(&object[range]))
             })
