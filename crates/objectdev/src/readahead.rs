@@ -788,4 +788,24 @@ mod tests {
         wait_until_settled(&buffer);
         assert_eq!(dropped.load(Relaxed), 6);
     }
+
+    #[test]
+    fn two_readers_hinting_in_turn_abort_none_of_each_others_parts() {
+        let runtime = runtime();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let buffer = hanging_buffer(&runtime, Arc::new(vec![0; 8192]), 0, Arc::clone(&dropped));
+        for _ in 0..4 {
+            buffer.hint(1, 0, 512, 8192, 128);
+            buffer.hint(1, 4096, 512, 8192, 128);
+        }
+        let stats = buffer.stats();
+        assert_eq!((stats.cancelled, stats.gets), (0, 8));
+        // Both left: the first hint elsewhere aborts the older window, the
+        // second the other.
+        buffer.hint(1, 6144, 512, 8192, 128);
+        assert_eq!(buffer.stats().cancelled, 4);
+        buffer.hint(1, 6144, 512, 8192, 128);
+        let stats = buffer.stats();
+        assert_eq!((stats.cancelled, stats.gets), (8, 12));
+    }
 }
