@@ -2,11 +2,12 @@
 //! columns, ~10 MB) with `ParquetObjectReader`, through the caching store
 //! (warm: every page in RAM) against directly from the store it caches.
 //!
-//! The inner store is object_store's `InMemory` behind a wrapper that waits
-//! 2 ms before answering each GET or HEAD, about what an S3 server on
-//! loopback costs per request (a real one costs tens of ms): so the
-//! direct read pays per request what a remote reader pays, and the cached
-//! read shows what is left once nothing goes to the store. A second row
+//! The inner store is object_store's `InMemory` behind objectdev's
+//! `LatencyStore`, which makes each GET or HEAD wait 2 ms (and nothing
+//! more), about what an S3 server on loopback costs per request (a real
+//! one costs tens of ms): so the direct read pays per request what a
+//! remote reader pays, and the cached read shows what is left once nothing
+//! goes to the store. A second row
 //! reads `InMemory` with no wait: the cost of the cache's own path
 //! (a blocking-pool hop per request, a copy out of the pages).
 //!
@@ -14,29 +15,29 @@
 //! names, else one in the bench's own process on loopback): warm through
 //! the cache against directly from the server.
 //!
+//! A last pair reads one 128 MiB object cold, sequentially in 8 MiB
+//! requests, through the caching store (objectdev's read-ahead below it)
+//! over objectdev's `LatencyStore::s3` model (25 ms to the first byte,
+//! 90 MB/s per request), against 8 MiB ranged GETs 16 in flight straight
+//! from that store.
+//!
 //! Also writes the requests each read makes (`objectcache-requests.md` in
 //! `BENCH_EXTRA_DIR`), counted by objectdev's `CountingStore`.
 
-use std::fmt;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use async_trait::async_trait;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use futures_util::TryStreamExt;
-use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, ObjectStoreExt};
 use objectcache::CachingStore;
-use objectdev::CountingStore;
+use objectdev::{CountingStore, LatencyStore};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::async_reader::ParquetObjectReader;
@@ -47,73 +48,6 @@ const ROWS: i64 = 400_000;
 const ROW_GROUP_ROWS: usize = 100_000;
 /// Per-request wait of the "remote" inner store.
 const LATENCY: Duration = Duration::from_millis(2);
-
-/// An `ObjectStore` that waits before each GET or HEAD it forwards.
-#[derive(Debug)]
-struct SlowStore {
-    inner: Arc<dyn ObjectStore>,
-    latency: Duration,
-}
-
-impl fmt::Display for SlowStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Slow({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SlowStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        tokio::time::sleep(self.latency).await;
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        // As a remote store: ranges fetched by parallel ranged GETs.
-        object_store::coalesce_ranges(
-            ranges,
-            |range| self.get_range(location, range),
-            object_store::OBJECT_STORE_COALESCE_DEFAULT,
-        )
-        .await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn parquet_file() -> Vec<u8> {
     let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..ROWS));
@@ -183,10 +117,9 @@ fn setup() -> Setup {
     runtime
         .block_on(memory.put(&path, file.into()))
         .expect("put the file");
-    let slow = Arc::new(CountingStore::new(Arc::new(SlowStore {
-        inner: memory.clone(),
-        latency: LATENCY,
-    })));
+    // No cap on bandwidth: each GET or HEAD waits LATENCY, nothing more.
+    let slow = LatencyStore::new(memory.clone(), LATENCY, u64::MAX).expect("a valid latency");
+    let slow = Arc::new(CountingStore::new(Arc::new(slow)));
     let cache = |inner: Arc<dyn ObjectStore>| {
         let store = CachingStore::builder()
             .ram_bytes(64 << 20)
@@ -279,6 +212,61 @@ fn parquet_reads(c: &mut Criterion, setup: &Setup) {
     group.finish();
 }
 
+/// The object a sequential reader reads cold, and what it asks at a time.
+const SEQUENTIAL_LEN: u64 = 128 << 20;
+const SEQUENTIAL_STEP: u64 = 8 << 20;
+
+fn sequential_reads(c: &mut Criterion, runtime: &Runtime) {
+    let memory = Arc::new(InMemory::new());
+    let path = Path::from("big/object");
+    runtime
+        .block_on(memory.put(&path, vec![7u8; SEQUENTIAL_LEN as usize].into()))
+        .expect("put the object");
+    let s3: Arc<dyn ObjectStore> = Arc::new(LatencyStore::s3(memory));
+    let cached = CachingStore::builder()
+        .ram_bytes(256 << 20)
+        .disk_bytes(512 << 20)
+        .dir(tier_dir())
+        .build(s3.clone())
+        .expect("build the caching store");
+    let ranges: Vec<Range<u64>> = (0..SEQUENTIAL_LEN)
+        .step_by(SEQUENTIAL_STEP as usize)
+        .map(|start| start..start + SEQUENTIAL_STEP)
+        .collect();
+    let mut group = c.benchmark_group("objectcache_sequential");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement_time())
+        .throughput(Throughput::Bytes(SEQUENTIAL_LEN));
+    group.bench_function("cached_cold_s3_model", |b| {
+        b.iter(|| {
+            // A new version for the cache: every byte fetched again.
+            cached.invalidate(&path);
+            runtime.block_on(async {
+                for range in &ranges {
+                    let bytes = cached.get_range(&path, range.clone()).await;
+                    assert_eq!(bytes.expect("a range").len() as u64, SEQUENTIAL_STEP);
+                }
+            });
+        });
+    });
+    group.bench_function("direct_8mib_x16_s3_model", |b| {
+        b.iter(|| {
+            let parts: Vec<Bytes> = runtime
+                .block_on(
+                    futures_util::stream::iter(ranges.clone())
+                        .map(|range| s3.get_range(&path, range))
+                        .buffered(16)
+                        .try_collect(),
+                )
+                .expect("the ranges");
+            assert_eq!(parts.len(), ranges.len());
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     let setup = setup();
     write_requests(&setup);
@@ -291,5 +279,6 @@ fn main() {
         .block_on(read_all(setup.s3_cached.clone(), &setup.s3_path));
     let mut criterion = Criterion::default().configure_from_args();
     parquet_reads(&mut criterion, &setup);
+    sequential_reads(&mut criterion, &setup.runtime);
     criterion.final_summary();
 }

@@ -35,12 +35,28 @@ impl ReadAt for Input {
     }
 }
 
+/// Where the store options of an object URL (endpoint, keys, region, ...)
+/// come from.
+#[derive(Clone, Debug)]
+pub(crate) enum StoreOptions {
+    /// The environment, as the tools take them and as the AWS tools do
+    /// (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, ...): `ObjectDevice::open`.
+    Environment,
+    /// These (object_store's keys, e.g. `("aws_endpoint", "http://...")`),
+    /// and nothing from the environment: `ObjectDevice::open_with_options`.
+    Given(Vec<(String, String)>),
+}
+
 /// Opens `source`: an object when it looks like a URL (`scheme://`), with
-/// the store's options from the environment (`AWS_ENDPOINT`,
-/// `AWS_ACCESS_KEY_ID`, ...), else a local file.
-pub(crate) fn open(source: &str) -> Result<Input, String> {
+/// the store's options from `options`, else a local file.
+pub(crate) fn open(source: &str, options: &StoreOptions) -> Result<Input, String> {
     if source.contains("://") {
-        ObjectDevice::open(source)
+        let object = match options {
+            StoreOptions::Environment => ObjectDevice::open(source),
+            StoreOptions::Given(given) => ObjectDevice::open_with_options(source, given.clone()),
+        };
+        object
             .map(Input::Object)
             .map_err(|err| format!("cannot open {source}: {err}"))
     } else {
@@ -50,10 +66,12 @@ pub(crate) fn open(source: &str) -> Result<Input, String> {
     }
 }
 
-/// Opens `source`, builds a cache over it with `cache`, reads a value with
-/// `read` and returns its text: what the one-input tools print.
+/// Opens `source` (an object URL with `options`), builds a cache over it
+/// with `cache`, reads a value with `read` and returns its text: what the
+/// one-input tools print.
 pub(crate) fn render<T, E, F>(
     source: &str,
+    options: &StoreOptions,
     cache: impl FnOnce(Input) -> Result<PageCache<Input>, pagecache::Error>,
     read: F,
 ) -> Result<String, String>
@@ -62,18 +80,19 @@ where
     E: Display,
     F: FnOnce(&PageCache<Input>) -> Result<T, E>,
 {
-    let cache = cache(open(source)?).map_err(|err| format!("cannot read {source}: {err}"))?;
+    let cache =
+        cache(open(source, options)?).map_err(|err| format!("cannot read {source}: {err}"))?;
     let value = read(&cache).map_err(|err| format!("{source}: {err}"))?;
     Ok(value.to_string())
 }
 
-/// The `main` of a tool that takes one input (a path or an object URL):
-/// `-h`/`--help` prints `usage`; anything but one input is a usage error
+/// The `main` of a tool that takes one input (a path or an object URL, its
+/// store options from the environment): `-h`/`--help` prints `usage`; anything but one input is a usage error
 /// (exit 2); `run`'s text goes to stdout, its error to stderr (exit 1).
 pub(crate) fn one_input_main(
     name: &str,
     usage: &str,
-    run: impl FnOnce(&str) -> Result<String, String>,
+    run: impl FnOnce(&str, &StoreOptions) -> Result<String, String>,
 ) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let source = match args.as_slice() {
@@ -87,7 +106,7 @@ pub(crate) fn one_input_main(
             return ExitCode::from(2);
         }
     };
-    match run(source) {
+    match run(source, &StoreOptions::Environment) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -24,7 +24,7 @@ use superblock::Superblock;
 const USAGE: &str = "usage: ext4-super <image | object URL>";
 
 fn main() -> ExitCode {
-    input::one_input_main("ext4-super", USAGE, |source| {
-        input::render(source, PageCache::new, Superblock::read)
+    input::one_input_main("ext4-super", USAGE, |source, options| {
+        input::render(source, options, PageCache::new, Superblock::read)
     })
 }

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use pagecache::PageCache;
 
-use input::Input;
+use input::{Input, StoreOptions};
 
 const USAGE: &str = "usage: git-idx <pack.idx | URL> [--pack <pack.pack | URL>] [--stats]";
 
@@ -53,8 +53,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args { idx, pack, stats })
 }
 
+/// A cache over `source`, an object URL's store options taken from the
+/// environment (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, ...).
 fn open(source: &str) -> Result<PageCache<Input>, String> {
-    let input = input::open(source)?;
+    let input = input::open(source, &StoreOptions::Environment)?;
     PageCache::new(input).map_err(|err| format!("cannot read {source}: {err}"))
 }
 

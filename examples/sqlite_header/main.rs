@@ -28,7 +28,7 @@ fn one_page(input: input::Input) -> Result<PageCache<input::Input>, pagecache::E
 }
 
 fn main() -> ExitCode {
-    input::one_input_main("sqlite-header", USAGE, |source| {
-        input::render(source, one_page, Header::read)
+    input::one_input_main("sqlite-header", USAGE, |source, options| {
+        input::render(source, options, one_page, Header::read)
     })
 }

@@ -8,8 +8,14 @@
 //! Every file is read through three cache shapes (see
 //! [`support::GEOMETRIES`]), so values straddling pages and pages evicted
 //! mid-parse are part of every comparison. Each tool's files are also
-//! uploaded to the S3 server `.ci/run` starts, and read through an object
-//! URL as the examples take it: the printed output must be identical.
+//! uploaded to an S3 server (testsupport's, one per test in this process,
+//! or the one the environment names) and read through an object URL as the
+//! examples take it, the store options given explicitly: the printed output
+//! must be identical.
+
+// The store options reach the examples as arguments, so nothing here needs
+// to change the process's environment (`set_var` is unsafe).
+#![forbid(unsafe_code)]
 
 #[path = "real_files/ext4.rs"]
 mod ext4;

@@ -209,6 +209,8 @@ struct Plan {
     max_read_len: Option<usize>,
     max_write_len: Option<usize>,
     corruption: Corruption,
+    /// The `will_need` hints passed on, oldest first.
+    hints: Vec<(u64, u64)>,
 }
 
 /// A device that forwards to `D` but fails, shortens or corrupts the calls a
@@ -482,6 +484,22 @@ impl<D> FaultyDevice<D> {
     pub fn syncs(&self) -> u64 {
         self.plan.lock().syncs.calls
     }
+
+    /// The read-ahead hints ([`ReadAt::will_need`]`(pos, len)`) passed on to
+    /// the wrapped device, oldest first: what a layer above asked to have
+    /// fetched ahead. Kept for the device's life, like the counters.
+    ///
+    /// ```
+    /// use blockdev::{FaultyDevice, MemDevice, ReadAt};
+    ///
+    /// let dev = FaultyDevice::new(MemDevice::from_vec(vec![0; 100]));
+    /// dev.will_need(10, 20);
+    /// dev.will_need(30, 40);
+    /// assert_eq!(dev.hints(), [(10, 20), (30, 40)]);
+    /// ```
+    pub fn hints(&self) -> Vec<(u64, u64)> {
+        self.plan.lock().hints.clone()
+    }
 }
 
 impl<D: fmt::Debug> fmt::Debug for FaultyDevice<D> {
@@ -518,8 +536,10 @@ impl<D: ReadAt> ReadAt for FaultyDevice<D> {
         self.inner.refresh()
     }
 
-    /// Passed on: a hint reads nothing, so there is no fault to inject.
+    /// Recorded (see [`hints`](FaultyDevice::hints)) and passed on: a hint
+    /// reads nothing, so there is no fault to inject.
     fn will_need(&self, pos: u64, len: u64) {
+        self.plan.lock().hints.push((pos, len));
         self.inner.will_need(pos, len);
     }
 

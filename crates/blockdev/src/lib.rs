@@ -113,7 +113,8 @@
 //! [`FaultyDevice`] wraps a device and, as told at run time through `&self`,
 //! fails the Nth, every k-th or every read/write/`set_len`/`sync_data` with a
 //! chosen [`Errno`] (see [`Fault`]), shortens reads and writes, or flips bytes
-//! on read (see [`Corruption`]). It counts the calls it sees.
+//! on read (see [`Corruption`]). It counts the calls it sees and keeps the
+//! read-ahead hints it passes on ([`FaultyDevice::hints`]).
 //!
 //! ```
 //! use blockdev::{Errno, Fault, FaultyDevice, MemDevice, WriteAt};

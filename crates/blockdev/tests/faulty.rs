@@ -193,3 +193,14 @@ fn faults_programmed_from_one_thread_hit_calls_from_another() {
         .unwrap();
     assert!(failed);
 }
+
+#[test]
+fn hints_are_kept_in_order_while_reads_fail_and_after_faults_are_cleared() {
+    let dev = FaultyDevice::new(MemDevice::from_vec(vec![0; 64]));
+    dev.fail_reads(Fault::Always(Errno::IO));
+    dev.will_need(0, 16);
+    assert!(dev.read_at(0, &mut [0u8; 4]).is_err());
+    dev.clear_faults();
+    dev.will_need(32, u64::MAX);
+    assert_eq!(dev.hints(), [(0, 16), (32, u64::MAX)]);
+}

@@ -32,8 +32,12 @@ const MAX_BATCH_BYTES: u64 = 8 << 20;
 /// The options of a [`CachingStore`]: the same budgets as the synchronous
 /// stack (`PageCache` over `SpillTier`), one of each for every object.
 ///
-/// - `ram_bytes`: bytes of pages kept in RAM (rounded down to a power of
-///   two number of pages; the frames are allocated when built).
+/// - `ram_bytes`: all the RAM the cache holds: bytes fetched ahead (at
+///   most `read_ahead_bytes`) plus pages (the rest, rounded down to a power
+///   of two number of pages; the frames are allocated when built).
+/// - `read_ahead_bytes`: the part of `ram_bytes` that GETs started ahead
+///   of sequential readers may hold, in flight or waiting to be read
+///   (half of `ram_bytes` by default; 0 turns read-ahead off).
 /// - `disk_bytes`: bytes of chunks kept on disk, encrypted.
 /// - `page_size`: the RAM tier's page (a power of two).
 /// - `chunk_size`: the disk tier's chunk, a multiple of the page size;
@@ -47,6 +51,7 @@ const MAX_BATCH_BYTES: u64 = 8 << 20;
 ///
 /// let store = objectcache::CachingStore::builder()
 ///     .ram_bytes(256 << 20)
+///     .read_ahead_bytes(64 << 20)
 ///     .disk_bytes(4 << 30)
 ///     .page_size(16 << 10)
 ///     .chunk_size(256 << 10)
@@ -59,6 +64,7 @@ const MAX_BATCH_BYTES: u64 = 8 << 20;
 #[must_use]
 pub struct Builder {
     ram_bytes: u64,
+    read_ahead_bytes: Option<u64>,
     disk_bytes: u64,
     page_size: usize,
     chunk_size: u64,
@@ -69,6 +75,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             ram_bytes: DEFAULT_RAM_BYTES,
+            read_ahead_bytes: None,
             disk_bytes: DEFAULT_DISK_BYTES,
             page_size: DEFAULT_PAGE_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -78,8 +85,9 @@ impl Default for Builder {
 }
 
 impl CachingStore {
-    /// A builder with the defaults: 64 MiB of 64 KiB pages in RAM, 1 GiB
-    /// of 1 MiB chunks on disk in the system temp directory.
+    /// A builder with the defaults: 64 MiB of RAM (32 MiB of 64 KiB pages,
+    /// up to 32 MiB fetched ahead), 1 GiB of 1 MiB chunks on disk in the
+    /// system temp directory.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -122,7 +130,9 @@ impl Builder {
         Self::default()
     }
 
-    /// Bytes of pages the RAM tier keeps (at least one page).
+    /// Bytes of RAM the cache keeps: pages, and what read-ahead holds
+    /// (see [`read_ahead_bytes`](Self::read_ahead_bytes)); what is left
+    /// for pages must hold at least one.
     ///
     /// ```
     /// let builder = objectcache::Builder::new().ram_bytes(16 << 20);
@@ -130,6 +140,33 @@ impl Builder {
     /// ```
     pub fn ram_bytes(mut self, bytes: u64) -> Self {
         self.ram_bytes = bytes;
+        self
+    }
+
+    /// Bytes of the RAM budget that read-ahead may hold (default: half of
+    /// [`ram_bytes`](Self::ram_bytes)); 0 turns it off.
+    ///
+    /// A run of requests that continue one another (each starting where
+    /// the last one ended, as a sequential reader's do) makes the RAM tier
+    /// hint what comes next; the version being read then fetches it with
+    /// ranged GETs in the background, several in flight, so the next
+    /// requests find it ready (objectdev's read-ahead, see
+    /// `objectdev::ObjectDevice`). Up to 4 objects read ahead at once, each
+    /// holding at most a quarter of this bound, so all of them together
+    /// never hold more. One request, however large, starts none: a reader
+    /// that names its ranges (Parquet's column chunks) gets no byte it did
+    /// not ask for.
+    ///
+    /// ```
+    /// let store = objectcache::CachingStore::builder()
+    ///     .ram_bytes(64 << 20)
+    ///     .read_ahead_bytes(16 << 20) // 48 MiB left: 32 MiB of pages (a power of two)
+    ///     .build(std::sync::Arc::new(object_store::memory::InMemory::new()))?;
+    /// assert_eq!(store.stats().read_ahead.gets, 0);
+    /// # Ok::<(), objectcache::Error>(())
+    /// ```
+    pub fn read_ahead_bytes(mut self, bytes: u64) -> Self {
+        self.read_ahead_bytes = Some(bytes);
         self
     }
 
@@ -183,11 +220,13 @@ impl Builder {
     /// and creates the disk tier's file.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for a RAM budget below one page, or a chunk
-    /// size that is not a multiple of the page size; [`Error::PageCache`]
+    /// [`Error::InvalidOption`] for a RAM budget below one page (beside
+    /// the read-ahead bound), or a chunk size that is not a multiple of
+    /// the page size; [`Error::PageCache`]
     /// for a page size the page cache refuses; [`Error::DiskTier`] for a
     /// disk budget below one chunk or a directory where the file cannot be
-    /// created.
+    /// created; [`Error::Runtime`] when the runtime of the GETs cannot
+    /// start.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -208,12 +247,14 @@ impl Builder {
                 ),
             });
         }
-        let pages = self.ram_bytes / page_size;
+        let read_ahead = self.read_ahead_bytes.unwrap_or(self.ram_bytes / 2);
+        let pages = self.ram_bytes.saturating_sub(read_ahead) / page_size;
         if pages == 0 {
             return Err(Error::InvalidOption {
                 option: "ram_bytes",
                 reason: format!(
-                    "{} bytes cannot hold one page of {page_size} bytes",
+                    "{} bytes cannot hold one page of {page_size} bytes beside {read_ahead} \
+                     bytes of read-ahead",
                     self.ram_bytes
                 ),
             });
@@ -228,13 +269,16 @@ impl Builder {
         let batch = usize::try_from(self.chunk_size.max(MAX_BATCH_BYTES) / page_size)
             .unwrap_or(usize::MAX)
             .clamp(1, capacity);
-        let regions = Arc::new(Regions::new(inner.clone(), self.chunk_size));
+        let regions = Arc::new(
+            Regions::new(inner.clone(), self.chunk_size, read_ahead).map_err(Error::Runtime)?,
+        );
         let tier = SpillTier::with_chunk_size(regions, self.dir, self.disk_bytes, self.chunk_size)
             .map_err(Error::DiskTier)?;
         let pages = PageCache::builder()
             .page_size(self.page_size)
             .capacity(capacity)
             .max_batch_pages(batch)
+            .read_ahead(read_ahead)
             .build(tier)
             .map_err(Error::PageCache)?;
         Ok(CachingStore::from_parts(inner, Tiers::new(pages)))

@@ -25,6 +25,8 @@ pub enum Error {
     PageCache(pagecache::Error),
     /// The disk tier could not be built (its file could not be created).
     DiskTier(spillcache::Error),
+    /// The runtime the cache's GETs run on could not start.
+    Runtime(std::io::Error),
 }
 
 impl fmt::Display for Error {
@@ -33,6 +35,7 @@ impl fmt::Display for Error {
             Error::InvalidOption { option, reason } => write!(f, "invalid {option}: {reason}"),
             Error::PageCache(e) => write!(f, "cannot build the RAM page cache: {e}"),
             Error::DiskTier(e) => write!(f, "cannot build the disk tier: {e}"),
+            Error::Runtime(e) => write!(f, "cannot start the runtime of the GETs: {e}"),
         }
     }
 }
@@ -43,6 +46,7 @@ impl std::error::Error for Error {
             Error::InvalidOption { .. } => None,
             Error::PageCache(e) => Some(e),
             Error::DiskTier(e) => Some(e),
+            Error::Runtime(e) => Some(e),
         }
     }
 }

@@ -21,4 +21,7 @@ pub struct CacheStats {
     pub ram: pagecache::Stats,
     /// The encrypted disk tier: chunk hits and misses, resident bytes.
     pub disk: spillcache::TierStats,
+    /// What read-ahead fetched, what reads took of it and what was dropped
+    /// unread, over every object version's device.
+    pub read_ahead: objectdev::ReadAheadStats,
 }

@@ -50,6 +50,10 @@ const STORE_NAME: &str = "objectcache";
 ///   go to the inner store unchanged, which answers them (and their
 ///   errors) as it always does.
 /// - **`get_ranges`**: every range from the same version of the object.
+/// - **Sequential readers**: a request that continues the previous one for
+///   the same object lets the RAM tier hint what comes next, and the
+///   object's GETs run ahead of the reader, several in flight, within
+///   the read-ahead bound (see the crate docs, "Read-ahead").
 /// - **Writes** (`put_opts`, a completed multipart upload), **deletes**,
 ///   **copies** and **renames** go to the inner store; what is cached for
 ///   every location they touch is dropped, before and after.
@@ -67,7 +71,8 @@ const STORE_NAME: &str = "objectcache";
 /// # Threads
 /// The tiers block (disk reads, decryption, and the GETs they wait for);
 /// the store runs them with `tokio::task::spawn_blocking`, never on a
-/// worker thread, so it must be used from within a tokio runtime.
+/// worker thread, so it must be used from within a tokio runtime. The
+/// GETs themselves run on the store's own small runtime (2 threads).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -200,6 +205,7 @@ impl CachingStore {
             objects: self.regions.len(),
             ram: self.tiers.pages().stats(),
             disk: self.tiers.pages().device().stats(),
+            read_ahead: self.regions.read_ahead_stats(),
         }
     }
 
@@ -262,6 +268,13 @@ impl CachingStore {
             // Groups share no chunk: read in parallel, none fetched twice.
             let groups = coalesce(&ranges, self.tiers.pages().device().chunk_size());
             let spans: Vec<Range<u64>> = groups.iter().map(|group| group.span.clone()).collect();
+            // What the request covers, for read-ahead to tell whether it
+            // continues the previous one.
+            let first = spans.iter().map(|span| span.start).min();
+            let last = spans.iter().map(|span| span.end).max();
+            if let (Some(first), Some(last)) = (first, last) {
+                version.note_request(first, last, self.tiers.pages().device().chunk_size());
+            }
             let (tiers, reading) = (self.tiers.clone(), version.clone());
             let read_span = move |span: Range<u64>| {
                 let (tiers, reading) = (tiers.clone(), reading.clone());

@@ -406,7 +406,8 @@ fn reads_run_off_the_worker_of_a_current_thread_runtime() {
         let bytes = cached.get_range(&path, 100..200_000).await.unwrap();
         assert_eq!(&bytes[..], &version_bytes(1, LEN)[100..200_000]);
         let threads = seen_on.take();
-        // The HEAD is made from the task; every GET from a blocking thread.
+        // The HEAD is made from the task; every GET from another thread
+        // (the cache's own runtime, which the blocking thread waits on).
         assert_eq!(counting.counts().gets as usize + 1, threads.len());
         assert_eq!(threads.iter().filter(|&&id| id == worker).count(), 1);
     });

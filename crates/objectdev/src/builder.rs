@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ObjectMeta, ObjectStore, RetryConfig};
 use tokio::runtime::Handle;
 
-use crate::device::{DEFAULT_DEADLINE, DEFAULT_PART_SIZE, ObjectDevice, Settings, put};
+use crate::device::{DEFAULT_DEADLINE, DEFAULT_PART_SIZE, Identity, ObjectDevice, Settings, put};
 use crate::error::Error;
 use crate::location::locate;
 use crate::runtime::Executor;
@@ -142,8 +142,11 @@ impl ObjectDeviceBuilder {
 
     /// Reads this version of the object (S3's `versionId`; what
     /// object_store's `GetOptions::version` means for the store) instead
-    /// of the latest. Opening fails with [`Error::InvalidOption`] if the
-    /// store does not answer for that version (it ignores versions).
+    /// of the latest. Opening fails with [`Error::VersionNotFound`] if the
+    /// store has no such version, and with [`Error::InvalidOption`] if it
+    /// does not answer for that version (it ignores versions). The device
+    /// reads that version only: [`refresh`](blockdev::ReadAt::refresh)
+    /// finds it unchanged however the object is overwritten.
     ///
     /// ```
     /// let builder = objectdev::ObjectDevice::builder().version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY");
@@ -264,6 +267,65 @@ impl ObjectDeviceBuilder {
         self.assemble(store, path, executor)
     }
 
+    /// A device over the object `meta` describes (its location, size and
+    /// ETag, from a HEAD or a listing the caller made): it makes no
+    /// request, and reads only that version, as a device opened by
+    /// [`build`](Self::build) reads the version its HEAD found (a
+    /// replaced object fails reads with [`Error::ObjectChanged`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a part size below
+    /// [`MIN_PART_SIZE`](crate::MIN_PART_SIZE), or when a
+    /// [`version`](Self::version) was set and `meta` is of another;
+    /// [`Error::Runtime`] and [`Error::UnusableRuntime`] as
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use blockdev::ReadAt;
+    /// use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    /// let store = Arc::new(InMemory::new());
+    /// let path = Path::from("k");
+    /// runtime.block_on(store.put(&path, b"known".to_vec().into()))?;
+    /// let meta = runtime.block_on(store.head(&path))?;
+    /// let dev = objectdev::ObjectDevice::builder()
+    ///     .runtime(runtime.handle().clone())
+    ///     .part_size(1 << 20)
+    ///     .build_from_meta(store, meta)?;
+    /// let mut buf = [0u8; 5];
+    /// dev.read_exact_at(0, &mut buf)?;
+    /// assert_eq!(&buf, b"known");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_from_meta(
+        self,
+        store: Arc<dyn ObjectStore>,
+        meta: ObjectMeta,
+    ) -> Result<ObjectDevice, Error> {
+        crate::device::check_part_size(self.part_size)?;
+        if let Some(wanted) = &self.version
+            && meta.version.as_deref() != Some(wanted.as_str())
+        {
+            return Err(Error::InvalidOption {
+                option: "version",
+                reason: format!(
+                    "the metadata given is of version {:?}, not {wanted:?}",
+                    meta.version.as_deref().unwrap_or("none")
+                ),
+            });
+        }
+        let executor = self.executor()?;
+        let settings = Settings {
+            deadline: self.deadline,
+            version: self.version,
+        };
+        let identity = Identity::from(&meta);
+        ObjectDevice::assemble_known(store, meta.location, executor, settings, identity)
+            .with_part_size(self.part_size)
+    }
+
     fn executor(&self) -> Result<Executor, Error> {
         match &self.handle {
             Some(handle) => Executor::borrowed(handle.clone()),
@@ -279,12 +341,26 @@ impl ObjectDeviceBuilder {
     ) -> Result<ObjectDevice, Error> {
         let settings = Settings {
             deadline: self.deadline,
-            version: self.version,
+            version: self.version.clone(),
         };
         let part_size = self.part_size;
         // Checked before the HEAD, so a bad size costs no request.
         crate::device::check_part_size(part_size)?;
-        ObjectDevice::assemble(store, path, executor, settings)?.with_part_size(part_size)
+        let location = path.to_string();
+        ObjectDevice::assemble(store, path, executor, settings)
+            .map_err(|e| match (e, self.version) {
+                // S3 answers a HEAD of an unknown version 404, as for an
+                // unknown key: say which version was asked for.
+                (Error::Store(source @ object_store::Error::NotFound { .. }), Some(version)) => {
+                    Error::VersionNotFound {
+                        path: location,
+                        version,
+                        source,
+                    }
+                }
+                (e, _) => e,
+            })?
+            .with_part_size(part_size)
     }
 
     fn retry(&self) -> RetryConfig {
@@ -339,6 +415,31 @@ impl ObjectDevice {
     /// ```
     pub fn builder() -> ObjectDeviceBuilder {
         ObjectDeviceBuilder::default()
+    }
+
+    /// A device over the object `meta` describes, with its own runtime;
+    /// makes no request (the caller's HEAD or listing gave the size and
+    /// ETag). See [`ObjectDeviceBuilder::build_from_meta`].
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] when the runtime cannot start.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use blockdev::ReadAt;
+    /// use object_store::{memory::InMemory, path::Path, ObjectStore, ObjectStoreExt};
+    ///
+    /// let store = Arc::new(InMemory::new());
+    /// let path = Path::from("k");
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(store.put(&path, b"abc".to_vec().into()))?;
+    /// let meta = runtime.block_on(store.head(&path))?;
+    /// let dev = objectdev::ObjectDevice::from_meta(store, meta)?;
+    /// assert_eq!(dev.size()?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_meta(store: Arc<dyn ObjectStore>, meta: ObjectMeta) -> Result<Self, Error> {
+        Self::builder().build_from_meta(store, meta)
     }
 
     /// Opens the object a URL names, with options taken from the

@@ -6,13 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use async_trait::async_trait;
-use futures_util::stream::BoxStream;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{GetOptions, GetResult, ObjectStore, Result};
 use parking_lot::RwLock;
 
 /// Requests a [`CountingStore`] has forwarded.
@@ -162,6 +157,28 @@ impl CountingStore {
             hook(&self.counts());
         }
     }
+
+    /// A GET or HEAD, counted and forwarded.
+    async fn counted_get(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let head = options.head;
+        let counter = if head { &self.heads } else { &self.gets };
+        counter.fetch_add(1, Relaxed);
+        self.run_hook();
+        let in_flight = (!head).then(|| InFlight::enter(self));
+        let result = self.inner.get_opts(location, options).await;
+        drop(in_flight);
+        let result = result?;
+        if !head {
+            let Range { start, end } = result.range;
+            self.get_bytes.fetch_add(end.saturating_sub(start), Relaxed);
+        }
+        Ok(result)
+    }
+
+    /// Any other request, counted before it is forwarded.
+    fn count_other(&self) {
+        self.other.fetch_add(1, Relaxed);
+    }
 }
 
 /// One GET in flight, counted until dropped (also when the request is
@@ -197,63 +214,4 @@ impl fmt::Debug for CountingStore {
     }
 }
 
-#[async_trait]
-impl ObjectStore for CountingStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let head = options.head;
-        let counter = if head { &self.heads } else { &self.gets };
-        counter.fetch_add(1, Relaxed);
-        self.run_hook();
-        let in_flight = (!head).then(|| InFlight::enter(self));
-        let result = self.inner.get_opts(location, options).await;
-        drop(in_flight);
-        let result = result?;
-        if !head {
-            let Range { start, end } = result.range;
-            self.get_bytes.fetch_add(end.saturating_sub(start), Relaxed);
-        }
-        Ok(result)
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.other.fetch_add(1, Relaxed);
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+crate::forward_object_store!(CountingStore => inner, get_opts: counted_get, before_forwarding: count_other);

@@ -260,6 +260,20 @@ impl ObjectDevice {
         settings: Settings,
     ) -> Result<Self, Error> {
         let identity = head(&executor, &store, &path, &settings)?;
+        Ok(Self::assemble_known(
+            store, path, executor, settings, identity,
+        ))
+    }
+
+    /// A device over `path` in `store` whose size and ETag are known
+    /// (`identity`), its requests run by `executor`; makes no request.
+    pub(crate) fn assemble_known(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        executor: Executor,
+        settings: Settings,
+        identity: Identity,
+    ) -> Self {
         let (fetch_store, fetch_path) = (Arc::clone(&store), path.clone());
         let (version, deadline) = (settings.version.clone(), settings.deadline);
         let fetch: Fetch<Identity> = Arc::new(move |identity, start, len| {
@@ -273,7 +287,7 @@ impl ObjectDevice {
                 with_deadline(deadline, request.get(start..start.saturating_add(len))).await
             })
         });
-        Ok(ObjectDevice {
+        ObjectDevice {
             read_ahead: ReadAhead::new(executor.handle().clone(), fetch),
             store,
             path,
@@ -281,7 +295,7 @@ impl ObjectDevice {
             part_size: DEFAULT_PART_SIZE,
             settings,
             executor,
-        })
+        }
     }
 
     /// Sets the part size: a read longer than this is split into parts of

@@ -36,6 +36,17 @@ pub enum Error {
     /// The store refused or failed a request (after object_store's own
     /// retries); its message is kept.
     Store(object_store::Error),
+    /// The store has no such version of the object (asked for by
+    /// `?versionId=` or [`ObjectDeviceBuilder::version`](crate::ObjectDeviceBuilder::version)),
+    /// or no such object.
+    VersionNotFound {
+        /// The object's location in its store.
+        path: String,
+        /// The version asked for.
+        version: String,
+        /// The store's answer.
+        source: object_store::Error,
+    },
     /// The object is not the one this device first saw: a response came with
     /// another ETag (or size), or the store refused `If-Match`. No bytes of
     /// the new object were returned. `refresh` on the top of the stack
@@ -124,7 +135,9 @@ impl Error {
             | Error::InvalidOption { .. }
             | Error::UnusableRuntime { .. }
             | Error::InvalidRange { .. } => io::ErrorKind::InvalidInput,
-            Error::Store(S::NotFound { .. }) => io::ErrorKind::NotFound,
+            Error::Store(S::NotFound { .. }) | Error::VersionNotFound { .. } => {
+                io::ErrorKind::NotFound
+            }
             Error::Store(S::PermissionDenied { .. } | S::Unauthenticated { .. }) => {
                 io::ErrorKind::PermissionDenied
             }
@@ -143,6 +156,15 @@ impl fmt::Display for Error {
             Error::InvalidUrl { url, reason } => write!(f, "invalid object URL {url:?}: {reason}"),
             Error::InvalidOption { option, reason } => write!(f, "invalid {option}: {reason}"),
             Error::Store(e) => write!(f, "object store: {e}"),
+            Error::VersionNotFound {
+                path,
+                version,
+                source,
+            } => write!(
+                f,
+                "object {path} has no version {version:?} (or there is no such object); \
+                 in a URL, percent-encode the version id: object store: {source}"
+            ),
             Error::ObjectChanged {
                 path,
                 expected,
@@ -195,7 +217,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Store(e) => Some(e),
+            Error::Store(e) | Error::VersionNotFound { source: e, .. } => Some(e),
             Error::Runtime(e) => Some(e),
             _ => None,
         }

@@ -6,14 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::StreamExt;
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{GetOptions, GetResult, GetResultPayload, ObjectStore};
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
@@ -180,49 +176,13 @@ impl LatencyStore {
         let nanos = u128::from(len) * 1_000_000_000 / u128::from(self.bytes_per_second);
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
-}
 
-impl fmt::Display for LatencyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Latency({:?}, {} B/s, {})",
-            self.first_byte, self.bytes_per_second, self.inner
-        )
-    }
-}
-
-impl fmt::Debug for LatencyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LatencyStore")
-            .field("inner", &self.inner)
-            .field("first_byte", &self.first_byte)
-            .field("bytes_per_second", &self.bytes_per_second)
-            .field("max_connections", &self.max_connections())
-            .finish()
-    }
-}
-
-#[async_trait]
-impl ObjectStore for LatencyStore {
-    async fn put_opts(
+    /// A GET or HEAD, answered as late as over a network.
+    async fn delayed_get(
         &self,
         location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         // Held until the last byte is delivered, as a connection would be.
         let _connection = match &self.connections {
             Some((_, semaphore)) => {
@@ -260,26 +220,30 @@ impl ObjectStore for LatencyStore {
             attributes,
         })
     }
+}
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
+impl fmt::Display for LatencyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Latency({:?}, {} B/s, {})",
+            self.first_byte, self.bytes_per_second, self.inner
+        )
     }
 }
+
+impl fmt::Debug for LatencyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyStore")
+            .field("inner", &self.inner)
+            .field("first_byte", &self.first_byte)
+            .field("bytes_per_second", &self.bytes_per_second)
+            .field("max_connections", &self.max_connections())
+            .finish()
+    }
+}
+
+crate::forward_object_store!(LatencyStore => inner, get_opts: delayed_get);
 
 #[cfg(test)]
 mod tests {

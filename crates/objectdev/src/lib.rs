@@ -236,6 +236,7 @@ mod builder;
 mod counting;
 mod device;
 mod error;
+mod forward;
 mod latency;
 mod location;
 mod readahead;
@@ -249,3 +250,11 @@ pub use error::Error;
 pub use latency::LatencyStore;
 pub use object_store;
 pub use readahead::{DEFAULT_READ_AHEAD, ReadAheadStats};
+
+/// What [`forward_object_store!`] expands to names, so the crates using it
+/// need not depend on these themselves. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use futures_util::stream::BoxStream;
+}

@@ -3,44 +3,14 @@
 //! cap bounds what the device holds ahead too.
 
 use std::io;
+use std::sync::Mutex;
 
-use blockdev::{MemDevice, ReadAt};
+use blockdev::{FaultyDevice, MemDevice, ReadAt};
 use pagecache::{ByteSourceExt, PageCache};
-use parking_lot::Mutex;
 
-/// Memory that records the hints and read-ahead limits it is given.
-struct Hinted {
-    bytes: MemDevice,
-    hints: Mutex<Vec<(u64, u64)>>,
-    limits: Mutex<Vec<u64>>,
-}
-
-impl Hinted {
-    fn new(len: usize) -> Self {
-        Hinted {
-            bytes: MemDevice::from_vec(vec![0; len]),
-            hints: Mutex::new(Vec::new()),
-            limits: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl ReadAt for Hinted {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.bytes.size()
-    }
-
-    fn will_need(&self, pos: u64, len: u64) {
-        self.hints.lock().push((pos, len));
-    }
-
-    fn limit_read_ahead(&self, max_bytes: u64) {
-        self.limits.lock().push(max_bytes);
-    }
+/// Zeroed memory that records the hints it is given.
+fn hinted(len: usize) -> FaultyDevice<MemDevice> {
+    FaultyDevice::new(MemDevice::from_vec(vec![0; len]))
 }
 
 const LEN: usize = 64 << 20;
@@ -51,12 +21,12 @@ fn a_sequential_scan_hints_growing_windows_ahead_of_the_reader() -> Result<(), p
         .capacity(256)
         .max_batch_pages(16) // 64 KiB misses
         .read_ahead(16 << 20)
-        .build(Hinted::new(LEN))?;
+        .build(hinted(LEN))?;
     let mut buf = vec![0u8; 1 << 20];
     for start in (0..LEN as u64).step_by(1 << 20) {
         cache.blit(start, &mut buf, 0, 1 << 20)?;
     }
-    let hints = cache.device().hints.lock().clone();
+    let hints = cache.device().hints();
     assert_eq!(
         hints[0],
         (256 << 10, 1 << 20),
@@ -76,7 +46,7 @@ fn a_sequential_scan_hints_growing_windows_ahead_of_the_reader() -> Result<(), p
 
 #[test]
 fn random_reads_hint_nothing() -> Result<(), pagecache::Error> {
-    let cache = PageCache::builder().capacity(64).build(Hinted::new(LEN))?;
+    let cache = PageCache::builder().capacity(64).build(hinted(LEN))?;
     let mut state = 9u64;
     for _ in 0..2000 {
         state = state
@@ -85,25 +55,44 @@ fn random_reads_hint_nothing() -> Result<(), pagecache::Error> {
         cache.get_u32_le((state >> 16) % (LEN as u64 - 4))?;
     }
     assert!(cache.misses() > 1500);
-    assert_eq!(*cache.device().hints.lock(), []);
+    assert_eq!(cache.device().hints(), []);
     Ok(())
 }
 
 #[test]
 fn a_cap_of_zero_turns_read_ahead_off() -> Result<(), pagecache::Error> {
-    let cache = PageCache::builder()
-        .read_ahead(0)
-        .build(Hinted::new(1 << 20))?;
+    let cache = PageCache::builder().read_ahead(0).build(hinted(1 << 20))?;
     cache.blit(0, &mut vec![0u8; 1 << 20], 0, 1 << 20)?;
-    assert_eq!(*cache.device().hints.lock(), []);
+    assert_eq!(cache.device().hints(), []);
     Ok(())
+}
+
+/// Memory that records the read-ahead limits it is given.
+#[derive(Default)]
+struct Limited {
+    bytes: MemDevice,
+    limits: Mutex<Vec<u64>>,
+}
+
+impl ReadAt for Limited {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.read_at(pos, buf)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.bytes.size()
+    }
+
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.limits.lock().unwrap().push(max_bytes);
+    }
 }
 
 #[test]
 fn the_cache_bounds_its_devices_read_ahead_with_its_own() -> Result<(), pagecache::Error> {
     let limits = |builder: pagecache::Builder| -> Result<Vec<u64>, pagecache::Error> {
-        let cache = builder.build(Hinted::new(4096))?;
-        Ok(cache.device().limits.lock().clone())
+        let cache = builder.build(Limited::default())?;
+        Ok(cache.device().limits.lock().unwrap().clone())
     };
     assert_eq!(limits(PageCache::builder().read_ahead(0))?, [0]);
     assert_eq!(limits(PageCache::builder().read_ahead(3 << 20))?, [3 << 20]);

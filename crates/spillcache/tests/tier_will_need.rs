@@ -2,19 +2,34 @@
 //! only the span of chunks it lacks; and read-ahead limits, as they are.
 
 use std::io;
+use std::sync::Mutex;
 
-use blockdev::{MemDevice, ReadAt};
-use parking_lot::Mutex;
+use blockdev::{FaultyDevice, MemDevice, ReadAt};
 use spillcache::SpillTier;
 
-/// Memory that records the hints and read-ahead limits it is given.
-struct Hinted {
+#[test]
+fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dyn std::error::Error>>
+{
+    // Records the hints it is given.
+    let device = FaultyDevice::new(MemDevice::from_vec(vec![3; 10_000]));
+    let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
+    tier.read_exact_at(0, &mut [0u8; 2000])?; // chunks 0 and 1 resident
+    tier.will_need(1500, 3000); // chunks 1..=4: 2..=4 missing
+    tier.will_need(500, 1000); // chunks 0 and 1, both resident
+    tier.will_need(9_500, u64::MAX); // clipped to the device: chunk 9
+    tier.will_need(20_000, 10); // past the end
+    assert_eq!(device.hints(), [(2000, 3000), (9000, 1000)]);
+    Ok(())
+}
+
+/// Memory that records the read-ahead limits it is given.
+#[derive(Default)]
+struct Limited {
     bytes: MemDevice,
-    hints: Mutex<Vec<(u64, u64)>>,
     limits: Mutex<Vec<u64>>,
 }
 
-impl ReadAt for Hinted {
+impl ReadAt for Limited {
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.bytes.read_at(pos, buf)
     }
@@ -23,43 +38,20 @@ impl ReadAt for Hinted {
         self.bytes.size()
     }
 
-    fn will_need(&self, pos: u64, len: u64) {
-        self.hints.lock().push((pos, len));
-    }
-
     fn limit_read_ahead(&self, max_bytes: u64) {
-        self.limits.lock().push(max_bytes);
+        self.limits.lock().unwrap().push(max_bytes);
     }
-}
-
-#[test]
-fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dyn std::error::Error>>
-{
-    let device = Hinted {
-        bytes: MemDevice::from_vec(vec![3; 10_000]),
-        hints: Mutex::new(Vec::new()),
-        limits: Mutex::new(Vec::new()),
-    };
-    let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
-    tier.read_exact_at(0, &mut [0u8; 2000])?; // chunks 0 and 1 resident
-    tier.will_need(1500, 3000); // chunks 1..=4: 2..=4 missing
-    tier.will_need(500, 1000); // chunks 0 and 1, both resident
-    tier.will_need(9_500, u64::MAX); // clipped to the device: chunk 9
-    tier.will_need(20_000, 10); // past the end
-    assert_eq!(*device.hints.lock(), [(2000, 3000), (9000, 1000)]);
-    Ok(())
 }
 
 #[test]
 fn a_read_ahead_limit_reaches_the_device() -> Result<(), Box<dyn std::error::Error>> {
-    let device = Hinted {
+    let device = Limited {
         bytes: MemDevice::from_vec(vec![3; 10_000]),
-        hints: Mutex::new(Vec::new()),
-        limits: Mutex::new(Vec::new()),
+        limits: Mutex::default(),
     };
     let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
     tier.limit_read_ahead(8 << 20);
     tier.limit_read_ahead(0);
-    assert_eq!(*device.limits.lock(), [8 << 20, 0]);
+    assert_eq!(*device.limits.lock().unwrap(), [8 << 20, 0]);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Helpers the workspace's tests and benches share: an S3 server started in
-//! the test's own process ([`s3::S3Server`]), scratch directories
+//! the test's own process ([`s3::S3Server`], also one whose bucket keeps
+//! every version of an object), scratch directories
 //! ([`TempDir`]) and reproducible bytes ([`noise`]).
 //!
 //! Unpublished: only dev-dependencies name it. It depends on no crate of

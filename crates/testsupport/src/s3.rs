@@ -1,6 +1,7 @@
 //! A real S3 server for tests and benches, on 127.0.0.1 in the test's own
 //! process (s3s serves the protocol, s3s-fs keeps the bucket in a scratch
-//! directory), or an external one named by the environment.
+//! directory), or an external one named by the environment; and one that
+//! keeps every version of an object ([`S3Server::start_versioned`]).
 //!
 //! ```
 //! use object_store::{ObjectStoreExt, PutPayload};
@@ -34,6 +35,10 @@ use tokio::sync::oneshot;
 
 use crate::TempDir;
 
+mod versioned;
+
+use versioned::Versioned;
+
 /// The bucket of a server started in process.
 const BUCKET: &str = "testsupport";
 /// The region every store is built with (s3s-fs accepts any).
@@ -54,11 +59,19 @@ pub struct S3Server {
 
 /// The parts of a server running in this process.
 struct InProcess {
-    root: TempDir,
+    backend: Backend,
     /// Access key and secret the server accepts.
     auth: (String, String),
     port: u16,
     running: Option<Running>,
+}
+
+/// Where a server in this process keeps its objects.
+enum Backend {
+    /// s3s-fs: one file per object (the latest version only).
+    Files(TempDir),
+    /// Every version of every object, in memory.
+    Versions(Versioned),
 }
 
 /// One run of the server: its thread and the signal that ends it.
@@ -95,13 +108,48 @@ impl S3Server {
     /// assert_eq!(server.bucket(), "testsupport");
     /// ```
     pub fn start_in_process() -> Self {
+        let root = TempDir::new("s3");
+        std::fs::create_dir_all(root.path().join(BUCKET)).expect("create the bucket");
+        Self::start_backend(Backend::Files(root))
+    }
+
+    /// A new server in this process whose bucket keeps every version of
+    /// every object, as an S3 bucket with versioning enabled: each PUT
+    /// answers a new `versionId`, and GET and HEAD read the version asked
+    /// for (`versionId`) or the latest. A DELETE without a version id adds
+    /// a delete marker; with one, it removes that version. Objects are
+    /// kept in memory; only the operations of object_store's `get_opts`,
+    /// `head`, `put` and `delete` are served.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    ///
+    /// ```
+    /// use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+    /// use testsupport::block_on;
+    ///
+    /// let mut server = testsupport::s3::S3Server::start_versioned();
+    /// let store = server.store();
+    /// let key = testsupport::s3::unique_key("versions");
+    /// let first = block_on(store.put(&key, PutPayload::from_static(b"one")))?;
+    /// block_on(store.put(&key, PutPayload::from_static(b"two")))?;
+    /// server.stop();
+    /// server.resume(); // the versions outlive a stop
+    /// let old = GetOptions { version: first.version, ..GetOptions::default() };
+    /// let bytes = block_on(async { store.get_opts(&key, old).await?.bytes().await })?;
+    /// assert_eq!(&bytes[..], b"one");
+    /// # Ok::<(), object_store::Error>(())
+    /// ```
+    pub fn start_versioned() -> Self {
+        Self::start_backend(Backend::Versions(Versioned::with_bucket(BUCKET)))
+    }
+
+    fn start_backend(backend: Backend) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let access_key = format!("testsupport-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let secret_key = format!("secret-{}", std::process::id());
-        let root = TempDir::new("s3");
-        std::fs::create_dir_all(root.path().join(BUCKET)).expect("create the bucket");
         let mut own = InProcess {
-            root,
+            backend,
             auth: (access_key.clone(), secret_key.clone()),
             port: 0,
             running: None,
@@ -317,9 +365,13 @@ impl InProcess {
     }
 
     fn try_run(&mut self) -> std::io::Result<()> {
-        let fs = s3s_fs::FileSystem::new(self.root.path())
-            .map_err(|e| std::io::Error::other(format!("s3s-fs: {e:?}")))?;
-        let mut service = S3ServiceBuilder::new(fs);
+        let mut service = match &self.backend {
+            Backend::Files(root) => S3ServiceBuilder::new(
+                s3s_fs::FileSystem::new(root.path())
+                    .map_err(|e| std::io::Error::other(format!("s3s-fs: {e:?}")))?,
+            ),
+            Backend::Versions(versions) => S3ServiceBuilder::new(versions.clone()),
+        };
         let (access_key, secret_key) = &self.auth;
         service.set_auth(SimpleAuth::from_single(
             access_key.clone(),

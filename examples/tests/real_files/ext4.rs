@@ -12,8 +12,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
-use super::input::render;
-use super::object::upload;
+use super::input::{StoreOptions, render};
+use super::object::Remote;
 use super::support::{TempDir, caches, file_caches, require_tool, run};
 use superblock::{EXT4_MAGIC, SUPERBLOCK_LEN, SUPERBLOCK_START, Superblock, SuperblockError};
 
@@ -275,18 +275,18 @@ fn ext4_super_prints_the_same_for_an_object_url() {
         return;
     };
     let dir = TempDir::new("ext4-url");
+    let remote = Remote::start();
     for (name, size, args) in &CASES[..2] {
         let image = dir.path().join(format!("{name}.img"));
         tools.mkfs(&image, *size, args);
-        let Some(url) = upload(&image) else {
-            return;
-        };
+        let url = remote.upload(&image);
         let local = render(
             image.to_str().expect("UTF-8 path"),
+            &StoreOptions::Environment,
             PageCache::new,
             Superblock::read,
         );
-        let remote = render(&url, PageCache::new, Superblock::read);
+        let remote = render(&url, &remote.options(), PageCache::new, Superblock::read);
         assert_eq!(remote, local, "{url}");
         assert!(local.unwrap().contains("Block count:"));
     }

@@ -17,8 +17,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
-use super::input;
-use super::object::upload;
+use super::input::{self, StoreOptions};
+use super::object::Remote;
 use super::support::{TempDir, caches, file_caches, noise, require_tool, run};
 use idx::{IdxError, hex};
 use listing::{ListError, Listing, list};
@@ -703,9 +703,10 @@ fn git_any_flipped_byte_in_the_index_or_an_object_header_is_no_panic() {
     }
 }
 
-/// What `git-idx --pack` prints for `idx` and `pack`, each a path or a URL.
-fn git_idx_output(idx: &str, pack: &str) -> String {
-    let open = |source: &str| PageCache::new(input::open(source).unwrap()).unwrap();
+/// What `git-idx --pack` prints for `idx` and `pack`, each a path or a URL
+/// of a store `options` reach.
+fn git_idx_output(idx: &str, pack: &str, options: &StoreOptions) -> String {
+    let open = |source: &str| PageCache::new(input::open(source, options).unwrap()).unwrap();
     let (idx, pack) = (open(idx), open(pack));
     list(&idx, Some(&pack))
         .expect("git's pack lists")
@@ -718,12 +719,11 @@ fn git_idx_prints_the_same_for_object_urls() {
         return;
     };
     let (idx, pack) = repo.repack(true);
-    let (Some(idx_url), Some(pack_url)) = (upload(&idx), upload(&pack)) else {
-        return;
-    };
+    let remote = Remote::start();
+    let (idx_url, pack_url) = (remote.upload(&idx), remote.upload(&pack));
     let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
-    let local = git_idx_output(&path(&idx), &path(&pack));
-    let remote = git_idx_output(&idx_url, &pack_url);
+    let local = git_idx_output(&path(&idx), &path(&pack), &StoreOptions::Environment);
+    let remote = git_idx_output(&idx_url, &pack_url, &remote.options());
     assert_eq!(remote, local);
     assert!(local.lines().count() >= 15, "{local}");
 }

@@ -11,8 +11,8 @@ use std::process::Command;
 use blockdev::{Errno, Fault, FaultyDevice};
 use pagecache::PageCache;
 
-use super::input::render;
-use super::object::upload;
+use super::input::{StoreOptions, render};
+use super::object::Remote;
 use super::support::{TempDir, caches, file_caches, require_tool, run};
 use header::{HEADER_LEN, Header, HeaderError, PageCountSource, TextEncoding};
 
@@ -309,12 +309,17 @@ fn sqlite_header_prints_the_same_for_an_object_url() {
     let dir = TempDir::new("sqlite-url");
     // The example's cache: one page is enough for the header.
     let one_page = |input| PageCache::with_geometry(input, 4096, 1);
+    let remote = Remote::start();
     for db in make_databases(&shell, &dir) {
-        let Some(url) = upload(&db) else {
-            return;
-        };
-        let local = render(db.to_str().expect("UTF-8 path"), one_page, Header::read).unwrap();
-        let remote = render(&url, one_page, Header::read).unwrap();
+        let url = remote.upload(&db);
+        let local = render(
+            db.to_str().expect("UTF-8 path"),
+            &StoreOptions::Environment,
+            one_page,
+            Header::read,
+        )
+        .unwrap();
+        let remote = render(&url, &remote.options(), one_page, Header::read).unwrap();
         assert_eq!(remote, local, "{url}");
         assert!(local.contains("page size:"), "{local}");
     }

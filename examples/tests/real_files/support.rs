@@ -1,14 +1,17 @@
-//! Helpers of the real-file tests: scratch directories, finding the tools,
-//! running them, and the cache shapes every file is read with.
+//! Helpers of the real-file tests: scratch directories (testsupport's),
+//! finding the tools, running them, and the cache shapes every file is read
+//! with.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blockdev::ReadAt;
 use pagecache::PageCache;
+// Scratch directories; noise, which compresses badly, so packs and
+// databases get real sizes.
+pub(crate) use testsupport::{TempDir, noise};
 
 /// Page size and capacity of each cache a file is read through: the
 /// default, a tiny one where most multi-byte reads straddle two pages and
@@ -35,38 +38,6 @@ pub(crate) fn file_caches(path: &Path) -> Vec<PageCache<fs::File>> {
             PageCache::with_geometry(file, page_size, capacity).expect("valid geometry")
         })
         .collect()
-}
-
-/// A directory under the system temp dir, removed with everything in it on drop.
-pub(crate) struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// A new empty directory whose name includes `label`.
-    pub(crate) fn new(label: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = env::temp_dir().join(format!(
-            "pagecache-real-files-{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        // A directory left by a killed run of the same pid is stale.
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create a scratch directory");
-        TempDir { path }
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Whether this is a CI run, where an absent tool is a failure.
@@ -120,20 +91,6 @@ pub(crate) fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("tool output is UTF-8")
-}
-
-/// `len` bytes of deterministic noise from `seed` (xorshift64), which
-/// compresses badly: packs and databases get real sizes.
-pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]
