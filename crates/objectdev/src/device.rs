@@ -102,7 +102,8 @@ impl From<&ObjectMeta> for Identity {
 /// - [`ReadAt::will_need`] starts read-ahead: one GET per part of the
 ///   range hinted, up to 16 in flight, into a buffer of at most
 ///   [`read_ahead`](Self::read_ahead) bytes that later reads take from
-///   (see the crate docs, "Read-ahead").
+///   (see the crate docs, "Read-ahead"); a cache above bounds that
+///   buffer with [`ReadAt::limit_read_ahead`].
 ///
 /// # Runtime
 /// object_store is async; requests run as tasks of a tokio runtime. The
@@ -320,6 +321,8 @@ impl ObjectDevice {
     /// [`DEFAULT_READ_AHEAD`](crate::DEFAULT_READ_AHEAD), 128 MiB); 0
     /// turns read-ahead off, so [`will_need`](ReadAt::will_need) does
     /// nothing. A cap below the part size also fetches nothing ahead.
+    /// A cache above may lower it further, never raise it
+    /// ([`limit_read_ahead`](ReadAt::limit_read_ahead)).
     ///
     /// ```
     /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 10])?.with_read_ahead(0);
@@ -331,11 +334,19 @@ impl ObjectDevice {
         self
     }
 
-    /// The cap on bytes fetched ahead and not yet read.
+    /// The cap in force on bytes fetched ahead and not yet read: the
+    /// least of the one set by [`with_read_ahead`](Self::with_read_ahead)
+    /// and the last [`limit_read_ahead`](ReadAt::limit_read_ahead).
     ///
     /// ```
-    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?;
-    /// assert_eq!(dev.read_ahead(), objectdev::DEFAULT_READ_AHEAD);
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![])?.with_read_ahead(64 << 20);
+    /// assert_eq!(dev.read_ahead(), 64 << 20);
+    /// dev.limit_read_ahead(16 << 20);
+    /// assert_eq!(dev.read_ahead(), 16 << 20);
+    /// dev.limit_read_ahead(1 << 30); // never above the cap opened with
+    /// assert_eq!(dev.read_ahead(), 64 << 20);
     /// # Ok::<(), objectdev::Error>(())
     /// ```
     pub fn read_ahead(&self) -> u64 {
@@ -711,6 +722,29 @@ impl ReadAt for ObjectDevice {
         let size = identity.size;
         self.read_ahead
             .hint(identity, pos, len, size, self.part_size);
+    }
+
+    /// Caps the read-ahead buffer at the least of `max_bytes` and the cap
+    /// the device was opened with ([`ObjectDevice::with_read_ahead`]);
+    /// may be called again, to lower or raise it. Lowering it drops what
+    /// no longer fits: parts held (counted as
+    /// [`unused_bytes`](ReadAheadStats::unused_bytes)) and GETs in flight,
+    /// aborted (counted as [`cancelled`](ReadAheadStats::cancelled)); 0
+    /// turns read-ahead off. A read that needed a dropped part makes its
+    /// own GET. The last call wins: caches sharing one device should
+    /// agree on it.
+    ///
+    /// ```
+    /// use blockdev::ReadAt;
+    ///
+    /// let dev = objectdev::ObjectDevice::from_bytes(vec![0; 1 << 20])?;
+    /// dev.limit_read_ahead(0);
+    /// dev.will_need(0, 1 << 20);
+    /// assert_eq!(dev.read_ahead_stats().gets, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.read_ahead.limit(max_bytes);
     }
 
     fn size(&self) -> io::Result<u64> {

@@ -14,7 +14,10 @@
 //! // AWS_ENDPOINT, AWS_ACCESS_KEY_ID, ... come from the environment.
 //! let object = ObjectDevice::open("s3://bucket/images/disk.img")?;
 //! let tier = SpillTier::new(object, std::env::temp_dir(), 1 << 30)?; // 1 GiB on disk
-//! let cache = PageCache::builder().max_batch_pages(256).build(tier)?; // 1 MiB GETs
+//! let cache = PageCache::builder()
+//!     .max_batch_pages(256) // 1 MiB GETs
+//!     .read_ahead(128 << 20) // scans keep 16 GETs of 8 MiB in flight
+//!     .build(tier)?;
 //! let magic = cache.get_u16_le(1024 + 56)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -58,13 +61,26 @@
 //! - their bytes wait in a buffer until a read takes them; a read that
 //!   needs bytes still in flight waits for that GET rather than asking
 //!   again; a part read to its end is freed at once;
-//! - **memory**: the bytes held or in flight are capped by
-//!   [`ObjectDevice::with_read_ahead`], [`DEFAULT_READ_AHEAD`] (128 MiB) by
-//!   default. When the cap is reached, parts that the latest hint no
-//!   longer names (a window the reader abandoned by jumping elsewhere)
-//!   are dropped to make room, and counted as
-//!   [`unused_bytes`](ReadAheadStats::unused_bytes); parts still wanted
-//!   wait for reads to free room;
+//! - **memory**: the bytes held or in flight are capped, and the cap is
+//!   part of the memory bound of the cache above, not extra: a
+//!   `PageCache` gives the device its own read-ahead setting with
+//!   [`blockdev::ReadAt::limit_read_ahead`] when built (through
+//!   `SpillTier`), so its memory is its frames plus at most that many
+//!   bytes fetched ahead (by default the frames' bytes, 8 MiB to
+//!   128 MiB). The device's own cap, [`ObjectDevice::with_read_ahead`]
+//!   ([`DEFAULT_READ_AHEAD`], 128 MiB), is the most it ever holds; the
+//!   cap in force is the lower of the two. When it is reached, parts
+//!   that the latest hint no longer names are dropped to make room, and
+//!   counted as [`unused_bytes`](ReadAheadStats::unused_bytes); parts
+//!   still wanted wait for reads to free room. Lowering the cap drops
+//!   what no longer fits;
+//! - **a reader that jumps**: a GET in flight that neither the latest
+//!   hint nor the one before names (the reader left its window) is
+//!   aborted, its request dropped, and counted as
+//!   [`cancelled`](ReadAheadStats::cancelled); so is one the cap no
+//!   longer fits, or of an object `refresh` replaced. An aborted part is
+//!   never served: a read that needs its bytes makes its own GET (a read
+//!   already waiting for a part keeps it, unless the cap is lowered);
 //! - **errors**: a read-ahead GET that fails (or whose object changed)
 //!   only drops its part; a read that needs those bytes makes its own GET,
 //!   which retries as any read does or reports the error; no other read
@@ -73,8 +89,8 @@
 //!   drops them all);
 //! - a device nobody hints never reads ahead: random reads cost what they
 //!   did, one GET per read;
-//! - **off**: `with_read_ahead(0)` on the device, or
-//!   `PageCache::builder().read_ahead(0)` above it.
+//! - **off**: `PageCache::builder().read_ahead(0)` above it (no hint,
+//!   and a cap of 0 passed down), or `with_read_ahead(0)` on the device.
 //!
 //! [`ObjectDevice::read_ahead_stats`] says what was fetched, used and
 //! dropped. The windows follow mountpoint-s3's prefetcher (start near
@@ -95,11 +111,16 @@
 //!     .block_on(memory.put(&path, vec![1u8; 4 << 20].into()))?;
 //! let slow = LatencyStore::new(memory, Duration::from_millis(5), 100_000_000)?;
 //! let object = ObjectDevice::new(Arc::new(slow), path)?.with_part_size(256 << 10)?;
-//! let cache = PageCache::builder().max_batch_pages(16).build(object)?;
+//! let cache = PageCache::builder()
+//!     .max_batch_pages(16)
+//!     .read_ahead(1 << 20) // at most 1 MiB fetched ahead, below too
+//!     .build(object)?;
+//! assert_eq!(cache.device().read_ahead(), 1 << 20);
 //! let mut buf = vec![0u8; 4 << 20];
 //! cache.blit(0, &mut buf, 0, 4 << 20)?; // 64 KiB misses, in order
 //! let stats = cache.device().read_ahead_stats();
 //! assert!(stats.gets > 0 && stats.used_bytes > 0);
+//! assert!(stats.peak_buffered_bytes <= 1 << 20);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

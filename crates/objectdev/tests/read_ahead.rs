@@ -1,12 +1,16 @@
 //! Read-ahead over a store that answers like one across a network
 //! (`LatencyStore`, 5 ms to the first byte): a sequential scan through the
 //! stack keeps several GETs in flight; random reads make no read-ahead
-//! GET; a read-ahead GET that fails fails no read that did not need it.
+//! GET; a read-ahead GET that fails fails no read that did not need it;
+//! the page cache's read-ahead setting bounds what the device holds
+//! ahead (0: nothing); a reader that jumps aborts the GETs of the window
+//! it left.
 
 mod support;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use blockdev::ReadAt;
@@ -37,6 +41,17 @@ fn stack(
     ram_pages: usize,
     tier_bytes: u64,
 ) -> PageCache<SpillTier<Arc<ObjectDevice>>> {
+    stack_reading_ahead(device, ram_pages, tier_bytes, None)
+}
+
+/// As [`stack`], the page cache's read-ahead set to `read_ahead` (its
+/// default when `None`).
+fn stack_reading_ahead(
+    device: &Arc<ObjectDevice>,
+    ram_pages: usize,
+    tier_bytes: u64,
+    read_ahead: Option<u64>,
+) -> PageCache<SpillTier<Arc<ObjectDevice>>> {
     let tier = SpillTier::with_chunk_size(
         Arc::clone(device),
         std::env::temp_dir(),
@@ -44,11 +59,30 @@ fn stack(
         64 << 10,
     )
     .expect("a tier");
-    PageCache::builder()
-        .capacity(ram_pages)
-        .max_batch_pages(16) // 64 KiB device reads
-        .build(tier)
-        .expect("valid shape")
+    let builder = PageCache::builder().capacity(ram_pages).max_batch_pages(16); // 64 KiB device reads
+    match read_ahead {
+        Some(bytes) => builder.read_ahead(bytes),
+        None => builder,
+    }
+    .build(tier)
+    .expect("valid shape")
+}
+
+/// Reads `bytes.len()` bytes through `cache` from `from`, 1 MiB at a time,
+/// checking them; after each read, `after` is called.
+fn scan(
+    cache: &PageCache<SpillTier<Arc<ObjectDevice>>>,
+    bytes: &[u8],
+    from: usize,
+    len: usize,
+    mut after: impl FnMut(),
+) {
+    let mut out = vec![0u8; 1 << 20];
+    for start in (from..from + len).step_by(1 << 20) {
+        cache.blit(start as u64, &mut out, 0, 1 << 20).unwrap();
+        assert!(out == bytes[start..start + (1 << 20)], "bytes at {start}");
+        after();
+    }
 }
 
 #[test]
@@ -107,10 +141,34 @@ fn random_reads_make_no_read_ahead_get() {
     assert_eq!(counting.counts().max_gets_in_flight, 1);
 }
 
-/// Fails every GET of a range overlapping `fail`, forwards the rest.
+/// Fails every GET of a range overlapping `fail`, never finishes one that
+/// starts in `hang` (counting those dropped unfinished), forwards the rest.
 struct FailingStore {
     inner: Arc<dyn ObjectStore>,
     fail: std::ops::Range<u64>,
+    hang: std::ops::Range<u64>,
+    /// GETs in `hang` dropped by their caller.
+    dropped: Arc<AtomicU64>,
+}
+
+impl FailingStore {
+    fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        FailingStore {
+            inner,
+            fail: 0..0,
+            hang: 0..0,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Counts a hanging GET dropped by its caller.
+struct Unfinished(Arc<AtomicU64>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Relaxed);
+    }
 }
 
 impl fmt::Display for FailingStore {
@@ -138,6 +196,11 @@ impl FailingStore {
                 source: "injected failure".into(),
             });
         }
+        if matches!(&options.range, Some(GetRange::Bounded(range)) if self.hang.contains(&range.start))
+        {
+            let _unfinished = Unfinished(Arc::clone(&self.dropped));
+            std::future::pending::<()>().await;
+        }
         self.inner.get_opts(location, options).await
     }
 }
@@ -151,8 +214,8 @@ fn a_failed_read_ahead_get_fails_only_the_read_that_needs_its_bytes() {
     let bytes = noise(3, 4 * PART as usize);
     upload(memory.as_ref(), &path, &bytes);
     let failing = FailingStore {
-        inner: memory,
         fail: 2 * PART..3 * PART,
+        ..FailingStore::new(memory)
     };
     let device = ObjectDevice::new(Arc::new(failing), path)
         .unwrap()
@@ -189,4 +252,85 @@ fn a_failed_read_ahead_get_fails_only_the_read_that_needs_its_bytes() {
         (stats.gets, stats.failed, stats.used_bytes),
         (4, 1, 3 * PART)
     );
+}
+
+#[test]
+fn the_page_caches_read_ahead_bounds_what_the_device_holds_ahead() {
+    let (counting, path, bytes) = slow_object(16 << 20);
+    // Opened with the default cap, 128 MiB.
+    let device = ObjectDevice::new(counting.clone(), path)
+        .unwrap()
+        .with_part_size(PART)
+        .unwrap();
+    let device = Arc::new(device);
+    let bound = 4 * PART;
+    let cache = stack_reading_ahead(&device, 256, 4 << 20, Some(bound));
+    assert_eq!(device.read_ahead(), bound);
+    // Whatever is hinted (here, the whole object, by the tier directly),
+    // the device holds no more than the bound.
+    cache.device().will_need(0, bytes.len() as u64);
+    let mut most = device.read_ahead_stats().buffered_bytes;
+    scan(&cache, &bytes, 0, bytes.len(), || {
+        most = most.max(device.read_ahead_stats().buffered_bytes);
+    });
+    let stats = device.read_ahead_stats();
+    assert!(most <= bound, "{most} bytes held ahead");
+    assert!(stats.peak_buffered_bytes <= bound, "{stats:?}");
+    // Still reading ahead, several GETs at once.
+    assert!(stats.used_bytes >= 8 << 20, "{stats:?}");
+    assert!(counting.counts().max_gets_in_flight >= 2);
+}
+
+#[test]
+fn read_ahead_zero_on_the_page_cache_makes_no_read_ahead_get_below() {
+    let (counting, path, bytes) = slow_object(4 << 20);
+    let device = Arc::new(
+        ObjectDevice::new(counting.clone(), path)
+            .unwrap()
+            .with_part_size(PART)
+            .unwrap(),
+    );
+    let cache = stack_reading_ahead(&device, 256, 4 << 20, Some(0));
+    assert_eq!(device.read_ahead(), 0);
+    // Whoever hints (here the tier, directly), the device fetches nothing.
+    cache.device().will_need(0, bytes.len() as u64);
+    scan(&cache, &bytes, 0, bytes.len(), || {});
+    let stats = device.read_ahead_stats();
+    assert_eq!((stats.gets, stats.peak_buffered_bytes), (0, 0));
+    assert_eq!(counting.counts().get_bytes, bytes.len() as u64);
+}
+
+#[test]
+fn a_reader_that_jumps_aborts_the_gets_of_the_window_it_left() {
+    let memory = Arc::new(InMemory::new());
+    let path = Path::from("object");
+    let bytes = noise(5, 32 << 20);
+    upload(memory.as_ref(), &path, &bytes);
+    // Read-ahead GETs past 8 MiB never finish unless aborted.
+    let hanging = FailingStore {
+        hang: 8 << 20..16 << 20,
+        ..FailingStore::new(memory)
+    };
+    let dropped = Arc::clone(&hanging.dropped);
+    let device = ObjectDevice::new(Arc::new(hanging), path)
+        .unwrap()
+        .with_part_size(PART)
+        .unwrap();
+    let device = Arc::new(device);
+    let cache = stack_reading_ahead(&device, 256, 4 << 20, Some(4 << 20));
+    // A scan up to 7 MiB: its window reaches past 8 MiB, into GETs that hang.
+    scan(&cache, &bytes, 0, 7 << 20, || {});
+    assert!(device.read_ahead_stats().buffered_bytes > 0);
+    assert_eq!(device.read_ahead_stats().cancelled, 0);
+    // The reader jumps to 24 MiB and scans on there.
+    scan(&cache, &bytes, 24 << 20, 4 << 20, || {});
+    let stats = device.read_ahead_stats();
+    assert!(stats.cancelled > 0, "{stats:?}");
+    // The store sees the GETs dropped unfinished.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dropped.load(Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "no hanging GET was dropped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(stats.used_bytes >= 4 << 20, "{stats:?}");
 }

@@ -19,9 +19,35 @@ const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
 /// enough that write-back stays long sequential writes, small enough to
 /// bound memory on any machine this runs on.
 pub const DEFAULT_DIRTY_BYTES: usize = 64 << 20;
-/// Default cap of the read-ahead window, in bytes: 128 MiB, enough for a
-/// device over a remote store to keep 16 requests of 8 MiB in flight.
+/// The most the default read-ahead grows to, in bytes: 128 MiB, enough for
+/// a device over a remote store to keep 16 requests of 8 MiB in flight
+/// (more buys no speed there). The default is the frames' bytes, between
+/// [`MIN_DEFAULT_READ_AHEAD`] and this; see [`Builder::read_ahead`].
+///
+/// ```
+/// use blockdev::MemDevice;
+///
+/// // 64 MiB of pages: room for 128 MiB ahead would dwarf them.
+/// let cache = pagecache::Builder::new().capacity(16384).build(MemDevice::new())?;
+/// assert_eq!(cache.read_ahead(), 64 << 20);
+/// let cache = pagecache::Builder::new().capacity(65536).build(MemDevice::new())?;
+/// assert_eq!(cache.read_ahead(), pagecache::DEFAULT_READ_AHEAD);
+/// # Ok::<(), pagecache::Error>(())
+/// ```
 pub const DEFAULT_READ_AHEAD: u64 = 128 << 20;
+/// The least the default read-ahead is, in bytes: 8 MiB, one GET part of
+/// an `objectdev` device by default, so that even a small cache overlaps
+/// fetching the next part with reading this one.
+///
+/// ```
+/// use blockdev::MemDevice;
+///
+/// // The default cache: 4 MiB of pages.
+/// let cache = pagecache::PageCache::new(MemDevice::new())?;
+/// assert_eq!(cache.read_ahead(), pagecache::MIN_DEFAULT_READ_AHEAD);
+/// # Ok::<(), pagecache::Error>(())
+/// ```
+pub const MIN_DEFAULT_READ_AHEAD: u64 = 8 << 20;
 
 /// The checked shape of a cache: page size, capacity and largest device read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +93,8 @@ pub struct Builder {
     capacity: usize,
     max_batch_pages: Option<usize>,
     max_dirty_pages: Option<usize>,
-    read_ahead: u64,
+    /// `None`: sized from the frames.
+    read_ahead: Option<u64>,
 }
 
 impl Default for Builder {
@@ -77,7 +104,7 @@ impl Default for Builder {
             capacity: DEFAULT_CAPACITY,
             max_batch_pages: None,
             max_dirty_pages: None,
-            read_ahead: DEFAULT_READ_AHEAD,
+            read_ahead: None,
         }
     }
 }
@@ -141,12 +168,25 @@ impl Builder {
         self
     }
 
-    /// The largest read-ahead window in bytes (default
-    /// [`DEFAULT_READ_AHEAD`]); 0 turns read-ahead off. When runs of
-    /// missing pages follow each other, the cache tells the device, with
+    /// The largest read-ahead window in bytes; 0 turns read-ahead off,
+    /// in the cache and every device below it. When runs of missing pages
+    /// follow each other, the cache tells the device, with
     /// [`ReadAt::will_need`], what a sequential reader will want next:
     /// 1 MiB at first, doubling while the reader stays sequential, up to
     /// this cap (see the crate docs, "Read-ahead").
+    ///
+    /// It is also the cache's memory bound for read-ahead: when built,
+    /// the cache calls [`ReadAt::limit_read_ahead`] with it, so the
+    /// devices below hold at most this many bytes fetched ahead and not
+    /// yet read. The cache's memory is its frames (capacity × page size)
+    /// plus at most this.
+    ///
+    /// The default is the frames' bytes, at least
+    /// [`MIN_DEFAULT_READ_AHEAD`] (8 MiB) and at most
+    /// [`DEFAULT_READ_AHEAD`] (128 MiB): read-ahead at most doubles a
+    /// cache's memory, so a small cache stays small. A scan of a remote
+    /// object wants more than a small cache gives it (128 MiB keeps 16
+    /// GETs of 8 MiB in flight): set it here.
     ///
     /// ```
     /// use blockdev::MemDevice;
@@ -156,7 +196,7 @@ impl Builder {
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn read_ahead(mut self, max_bytes: u64) -> Self {
-        self.read_ahead = max_bytes;
+        self.read_ahead = Some(max_bytes);
         self
     }
 
@@ -211,7 +251,13 @@ impl Builder {
             page_size,
             capacity,
             max_batch_pages,
-            max_read_ahead: self.read_ahead,
+            // Read-ahead at most doubles the cache's memory (see
+            // `Builder::read_ahead`).
+            max_read_ahead: self.read_ahead.unwrap_or_else(|| {
+                (capacity as u64)
+                    .saturating_mul(page_size as u64)
+                    .clamp(MIN_DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD)
+            }),
         })
     }
 

@@ -165,6 +165,9 @@ impl<D: ReadAt> PageCache<D> {
                 capacity: geometry.capacity,
                 page_size: geometry.page_size(),
             })?;
+        // What the devices below fetch ahead counts toward this cache's
+        // bound, not on top of it.
+        device.limit_read_ahead(geometry.max_read_ahead);
         Ok(PageCache {
             device,
             geometry,
@@ -295,14 +298,15 @@ impl<D> PageCache<D> {
         self.geometry.max_batch_pages
     }
 
-    /// The largest read-ahead window in bytes, 0 when off (see
-    /// [`Builder::read_ahead`]).
+    /// The largest read-ahead window in bytes, and the most the devices
+    /// below hold fetched ahead; 0 when off (see [`Builder::read_ahead`]).
     ///
     /// ```
     /// use blockdev::MemDevice;
     ///
+    /// // 4 MiB of frames: the default's floor.
     /// let cache = pagecache::PageCache::new(MemDevice::new())?;
-    /// assert_eq!(cache.read_ahead(), pagecache::DEFAULT_READ_AHEAD);
+    /// assert_eq!(cache.read_ahead(), pagecache::MIN_DEFAULT_READ_AHEAD);
     /// # Ok::<(), pagecache::Error>(())
     /// ```
     pub fn read_ahead(&self) -> u64 {

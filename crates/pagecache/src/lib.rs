@@ -298,7 +298,7 @@
 //!   continues a stream, the one furthest along if several. Once a stream spans
 //!   256 KiB it hints a window of 1 MiB (or 4 runs, if larger) past its
 //!   end, and each further miss doubles the window, up to
-//!   [`Builder::read_ahead`] (128 MiB by default). The whole window is
+//!   [`Builder::read_ahead`]. The whole window is
 //!   hinted again once half of it has been consumed.
 //! - Random reads start streams that never reach 256 KiB (a read that
 //!   straddles pages misses two runs in a row, still far short): they
@@ -313,9 +313,18 @@
 //!   file's `fadvise` of 128 MiB, about 100 us.)
 //! - Up to 8 streams are followed at once (readers scanning side by
 //!   side); a new one replaces one that never hinted before one that did.
-//! - Memory: nothing in the cache (a few words per stream); what a device
-//!   fetches ahead is bounded by the device (`ObjectDevice::with_read_ahead`).
-//! - `Builder::read_ahead(0)` turns it off.
+//!   A device may abort what it fetches for an abandoned window
+//!   (`objectdev::ObjectDevice` does).
+//! - **Memory**: the cache's memory is its frames (capacity × page size)
+//!   plus at most [`Builder::read_ahead`] bytes fetched ahead by the
+//!   devices below it: when built, the cache gives that bound to its
+//!   device with [`blockdev::ReadAt::limit_read_ahead`], which layers
+//!   pass down (a device opened with a lower cap keeps it). By default
+//!   it is the frames' bytes, between [`MIN_DEFAULT_READ_AHEAD`] (8 MiB)
+//!   and [`DEFAULT_READ_AHEAD`] (128 MiB): one number, set at the top.
+//!   The cache itself keeps a few words per stream.
+//! - **Off**: `Builder::read_ahead(0)` turns it off all the way down:
+//!   no hint, and no byte fetched ahead by the devices below.
 //!
 //! # A new version of the device
 //! [`PageCache::refresh`] moves the cache and every layer below it (a
@@ -393,7 +402,7 @@ mod write_back;
 pub use bincodec::{ByteSink, ByteSinkExt, ByteSource, ByteSourceExt, OutOfBounds};
 pub use builder::{
     Builder, DEFAULT_CAPACITY, DEFAULT_DIRTY_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_READ_AHEAD,
-    MAX_CAPACITY, MAX_PAGE_SIZE,
+    MAX_CAPACITY, MAX_PAGE_SIZE, MIN_DEFAULT_READ_AHEAD,
 };
 pub use cache::PageCache;
 pub use error::Error;

@@ -1,7 +1,11 @@
 //! Read-ahead hints: a sequential reader makes the cache hint the device
-//! ahead of it; random reads never do; a cap of zero turns it off.
+//! ahead of it; random reads never do; a cap of zero turns it off; the
+//! cap bounds what the device holds ahead too.
 
-use blockdev::{FaultyDevice, MemDevice};
+use std::io;
+use std::sync::Mutex;
+
+use blockdev::{FaultyDevice, MemDevice, ReadAt};
 use pagecache::{ByteSourceExt, PageCache};
 
 /// Zeroed memory that records the hints it is given.
@@ -73,7 +77,7 @@ fn random_reads_ahead_of_a_scan_neither_hint_nor_take_its_stream() -> Result<(),
         .capacity(1024)
         .max_batch_pages(16) // 64 KiB misses
         .read_ahead(16 << 20)
-        .build(Hinted::new(LEN))?;
+        .build(hinted(LEN))?;
     let piece = 64 << 10;
     let mut buf = vec![0u8; piece];
     let mut state = 5u64;
@@ -84,20 +88,62 @@ fn random_reads_ahead_of_a_scan_neither_hint_nor_take_its_stream() -> Result<(),
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             let ahead = start + piece as u64 + 4096 + (state >> 24) % (4 << 20);
-            let hints = cache.device().hints.lock().len();
+            let hints = cache.device().hints().len();
             cache.get_u8(ahead)?;
             assert_eq!(
-                cache.device().hints.lock().len(),
+                cache.device().hints().len(),
                 hints,
                 "a random read at {ahead} hinted, the scan being at {start}"
             );
         }
     }
-    let hints = cache.device().hints.lock().clone();
+    let hints = cache.device().hints();
     // 1 MiB doubled to the 16 MiB cap, then every 8 MiB: the scan's stream
     // was never lost.
     let windows: Vec<u64> = hints.iter().map(|&(_, len)| len).collect();
     assert_eq!(windows[..5], [1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20]);
     assert!(windows[5..].iter().all(|&w| w == 16 << 20), "{windows:?}");
+    Ok(())
+}
+
+/// Memory that records the read-ahead limits it is given.
+#[derive(Default)]
+struct Limited {
+    bytes: MemDevice,
+    limits: Mutex<Vec<u64>>,
+}
+
+impl ReadAt for Limited {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.read_at(pos, buf)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.bytes.size()
+    }
+
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.limits.lock().unwrap().push(max_bytes);
+    }
+}
+
+#[test]
+fn the_cache_bounds_its_devices_read_ahead_with_its_own() -> Result<(), pagecache::Error> {
+    let limits = |builder: pagecache::Builder| -> Result<Vec<u64>, pagecache::Error> {
+        let cache = builder.build(Limited::default())?;
+        Ok(cache.device().limits.lock().unwrap().clone())
+    };
+    assert_eq!(limits(PageCache::builder().read_ahead(0))?, [0]);
+    assert_eq!(limits(PageCache::builder().read_ahead(3 << 20))?, [3 << 20]);
+    // By default: the frames' bytes, within 8 MiB..=128 MiB.
+    assert_eq!(
+        limits(PageCache::builder())?,
+        [pagecache::MIN_DEFAULT_READ_AHEAD]
+    );
+    assert_eq!(limits(PageCache::builder().capacity(8192))?, [32 << 20]);
+    assert_eq!(
+        limits(PageCache::builder().capacity(1 << 20))?,
+        [pagecache::DEFAULT_READ_AHEAD]
+    );
     Ok(())
 }

@@ -1072,6 +1072,12 @@ where
         };
         self.device.will_need(first.start, last.end - first.start);
     }
+
+    /// Passes the cap on to the device: the tier reads nothing ahead
+    /// itself, so what the device below fetches ahead is all of it.
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.device.limit_read_ahead(max_bytes);
+    }
 }
 
 impl<D, F> std::fmt::Debug for SpillTier<D, F>

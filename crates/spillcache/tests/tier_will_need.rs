@@ -1,5 +1,8 @@
 //! `SpillTier` passes read-ahead hints on to its device: whole chunks,
-//! only the span of chunks it lacks.
+//! only the span of chunks it lacks; and read-ahead limits, as they are.
+
+use std::io;
+use std::sync::Mutex;
 
 use blockdev::{FaultyDevice, MemDevice, ReadAt};
 use spillcache::SpillTier;
@@ -16,5 +19,39 @@ fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dy
     tier.will_need(9_500, u64::MAX); // clipped to the device: chunk 9
     tier.will_need(20_000, 10); // past the end
     assert_eq!(device.hints(), [(2000, 3000), (9000, 1000)]);
+    Ok(())
+}
+
+/// Memory that records the read-ahead limits it is given.
+#[derive(Default)]
+struct Limited {
+    bytes: MemDevice,
+    limits: Mutex<Vec<u64>>,
+}
+
+impl ReadAt for Limited {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.read_at(pos, buf)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.bytes.size()
+    }
+
+    fn limit_read_ahead(&self, max_bytes: u64) {
+        self.limits.lock().unwrap().push(max_bytes);
+    }
+}
+
+#[test]
+fn a_read_ahead_limit_reaches_the_device() -> Result<(), Box<dyn std::error::Error>> {
+    let device = Limited {
+        bytes: MemDevice::from_vec(vec![3; 10_000]),
+        limits: Mutex::default(),
+    };
+    let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
+    tier.limit_read_ahead(8 << 20);
+    tier.limit_read_ahead(0);
+    assert_eq!(*device.limits.lock().unwrap(), [8 << 20, 0]);
     Ok(())
 }
