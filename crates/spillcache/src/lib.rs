@@ -41,8 +41,10 @@
 //!   the pieces of long values until that caller is done; one thread writes
 //!   at a time. Values of other threads are left to the writer thread, so
 //!   a device that hangs never holds a caller for another thread's value.
-//! - A device write that panics, on the writer thread or on a caller's,
-//!   stops writing for good: the value stays in RAM and readable, and
+//! - A device call that panics (a write, a defragmentation's copy, a hole
+//!   punch, a truncation), on the writer thread or on a caller's, stops
+//!   writing for good: a value being written stays in RAM, one being moved
+//!   at its old place, both readable; no reservation is leaked; and
 //!   waiters get [`Error::WriterStopped`] instead of a hang.
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
