@@ -147,6 +147,11 @@ impl Run {
 /// under way (see [`Refreshing`]).
 const EPOCH_STEP: u64 = 1 << 32;
 
+/// Whether `epoch` counts a refresh under way.
+fn refreshing(epoch: u64) -> bool {
+    epoch & (EPOCH_STEP - 1) != 0
+}
+
 /// What one try of a read will do, decided under the lock.
 #[derive(Debug, Default)]
 struct Plan {
@@ -682,7 +687,7 @@ where
         let mut plan = Plan::default();
         let mut state = self.state.lock();
         plan.epoch = self.epoch.load(SeqCst);
-        if plan.epoch % EPOCH_STEP != 0 {
+        if refreshing(plan.epoch) {
             // A refresh is under way: neither the pieces held nor the
             // device's bytes are sure to be of one version.
             return plan;
@@ -726,7 +731,7 @@ where
     fn try_read(&self, pos: u64, buf: &mut [u8], size: u64, failures: &mut u32) -> io::Result<Try> {
         let end = pos + buf.len() as u64;
         let plan = self.plan(pos, end, size);
-        if plan.epoch % EPOCH_STEP != 0 {
+        if refreshing(plan.epoch) {
             return Ok(Try::Direct);
         }
         // Fetch first, so no read waits for this one longer than its fetch.
