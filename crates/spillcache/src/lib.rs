@@ -45,7 +45,10 @@
 //!   punch, a truncation), on the writer thread or on a caller's, stops
 //!   writing for good: a value being written stays in RAM, one being moved
 //!   at its old place, both readable; no reservation is leaked; and
-//!   waiters get [`Error::WriterStopped`] instead of a hang.
+//!   waiters get [`Error::WriterStopped`] instead of a hang. A read that
+//!   panics fails that read only (on the caller's thread it unwinds into
+//!   the `get`; on the thread helping it decrypt it is an [`Error::Io`]):
+//!   the value stays readable and writing goes on.
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and

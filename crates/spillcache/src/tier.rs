@@ -1059,7 +1059,9 @@ where
     ///
     /// Reads that overlap the call return the bytes of one version whole:
     /// while it runs they read the device directly, keeping nothing, and
-    /// a read that it crosses starts again.
+    /// a read that it crosses starts again. A device whose refresh panics
+    /// may have moved on too: the chunks are dropped before the panic
+    /// unwinds on.
     ///
     /// # Errors
     /// The device's error; or the spill file's, when truncating it fails
@@ -1080,7 +1082,14 @@ where
     /// ```
     fn refresh(&self) -> io::Result<bool> {
         let _refreshing = Refreshing::start(&self.epoch);
-        let below = self.device.refresh();
+        let below =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.device.refresh()))
+                .unwrap_or_else(|panic| {
+                    // The device may have moved on before it panicked: its
+                    // chunks go, as after an error, and the panic goes on up.
+                    let _ = self.clear();
+                    std::panic::resume_unwind(panic)
+                });
         if matches!(below, Ok(false)) {
             return below;
         }

@@ -214,3 +214,31 @@ fn readers_racing_refreshes_never_see_two_versions_in_one_buffer() {
         &mixed[..mixed.len().min(5)]
     );
 }
+
+/// A device whose refresh panics after its bytes changed: the tier drops
+/// its pieces before the panic goes on (it used to keep serving the old
+/// ones), and reads are served from the tier again afterwards (the
+/// refresh is not left counted as under way).
+#[test]
+fn a_refresh_that_panics_leaves_no_old_piece_and_no_refresh_under_way() {
+    let device = Versions::new();
+    let tier = tier(&device);
+    let mut buf = vec![0u8; 4 * PIECE as usize];
+    tier.read_exact_at(0, &mut buf).unwrap();
+    *device.after_change.lock() = Some(Box::new(|| {
+        panic!("the device's refresh panicked (expected by the test)")
+    }));
+    let refreshed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tier.refresh()));
+    assert!(refreshed.is_err(), "the panic goes on up");
+    *device.after_change.lock() = None;
+    tier.read_exact_at(0, &mut buf).unwrap();
+    assert_eq!(one_version(&buf), Ok(1), "no piece of the old version");
+    let fetched = tier.stats().device_reads;
+    tier.read_exact_at(0, &mut buf).unwrap();
+    assert_eq!(one_version(&buf), Ok(1));
+    assert_eq!(
+        tier.stats().device_reads,
+        fetched,
+        "served from the tier, not read directly"
+    );
+}
