@@ -789,6 +789,9 @@ where
     /// # Errors
     /// [`Error::Io`] when truncating the file fails (the values are gone
     /// anyway, and the writer cuts the file back when it is next idle).
+    /// [`Error::WriterStopped`] when the device panicked while truncating:
+    /// as for any device call that panics, writing stops for good (the
+    /// values are gone all the same).
     ///
     /// ```
     /// use std::time::Duration;
@@ -806,16 +809,26 @@ where
             let old_len = state.file_len;
             state.clear();
             // Under the lock, so no new write can land before the cut.
-            let result = state.file.set_len(0);
-            if result.is_err() {
-                state.file_len = old_len;
+            let file = Arc::clone(&state.file);
+            let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| file.set_len(0)));
+            match cut {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    state.file_len = old_len;
+                    Err(Error::Io(e))
+                }
+                Err(_) => {
+                    // The tail stays to be cut; nothing will cut it now.
+                    state.file_len = old_len;
+                    self.shared.stop_writing(&mut state);
+                    Err(Error::WriterStopped)
+                }
             }
-            result
         };
         self.shared.work.notify_one();
         self.shared.progress.notify_all();
         self.shared.room.notify_all();
-        result.map_err(Error::Io)
+        result
     }
 
     /// How many keys have a value.

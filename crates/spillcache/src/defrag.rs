@@ -16,6 +16,11 @@
 //! reused meanwhile the integrity check fails, the reader sees the entry
 //! moved, and looks again. The file has no name and the state lives in RAM,
 //! so there is no crash state to keep consistent.
+//!
+//! A copy that panics (a device that panics on a read or a write) ends the
+//! writer thread like any panic there: a copy to a new file leaves the old
+//! one in use, and an in-place move gives its reservation back and leaves
+//! the value at its old place.
 
 use std::io;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use parking_lot::MutexGuard;
 use crate::entry::Place;
 use crate::hole::HoleIndex;
 use crate::space;
-use crate::state::{Shared, State};
+use crate::state::{Presence, Shared, State};
 
 /// One written entry's move from the old file to the new.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +64,7 @@ where
     // its snapshot before them.
     let serving = guard.defrag_tickets;
     let outcome = match copy_to_new_file(shared, guard) {
-        Err(e) if is_out_of_space(&e) => compact_in_place(guard).map_err(|in_place| {
+        Err(e) if is_out_of_space(&e) => compact_in_place(shared, guard).map_err(|in_place| {
             io::Error::new(
                 in_place.kind(),
                 format!(
@@ -218,7 +223,10 @@ struct Candidate {
 /// hole it fills free in the file system (at most the value's length in
 /// blocks, plus one). Freed space is punched and the tail cut after every
 /// move, so the next move finds the blocks of the last.
-fn compact_in_place<D>(guard: &mut MutexGuard<'_, State<D>>) -> io::Result<Outcome>
+fn compact_in_place<D>(
+    shared: &Shared<D>,
+    guard: &mut MutexGuard<'_, State<D>>,
+) -> io::Result<Outcome>
 where
     D: ReadAt + WriteAt + Send + Sync + 'static,
 {
@@ -246,7 +254,7 @@ where
         let moved_before = moved;
         let mut stayed = Vec::new();
         for c in candidates {
-            match move_down(guard, &file, epoch, c)? {
+            match move_down(shared, guard, &file, epoch, c)? {
                 Step::Moved(to) => {
                     moved += c.len;
                     stayed.push(Candidate { offset: to, ..c });
@@ -290,6 +298,7 @@ fn finish<D: WriteAt>(
 
 /// Moves one value down to the lowest hole that takes it, if any.
 fn move_down<D>(
+    shared: &Shared<D>,
     guard: &mut MutexGuard<'_, State<D>>,
     file: &Arc<D>,
     epoch: u64,
@@ -318,9 +327,21 @@ where
             return Ok(Step::Stayed);
         }
         guard.in_flight = c.len;
+        let presence = Presence::default();
+        guard.moving = Some(presence.mark());
         let copied = MutexGuard::unlocked(guard, || {
-            blockdev::copy_range(&**file, c.offset, &**file, to, c.len)
+            let abandoned = AbandonedMove {
+                shared,
+                file,
+                to,
+                len: c.len,
+                epoch,
+            };
+            let copied = blockdev::copy_range(&**file, c.offset, &**file, to, c.len);
+            abandoned.disarm();
+            copied
         });
+        guard.moving = None;
         if Arc::ptr_eq(file, &guard.file) {
             // The copy may have written past a cut that a `clear` made
             // meanwhile: `finish` cuts the file back to the end of data.
@@ -356,6 +377,45 @@ where
         // Overwritten or removed during the copy: the copy is nobody's.
         state.free_region(to, c.len);
         Ok(Step::Gone)
+    }
+}
+
+/// Armed around an in-place move's copy while the lock is released: if the
+/// copy unwinds (a device that panics on a read or a write), frees the
+/// reservation of the new place and stops writing for good. The entry
+/// still points at its old place, untouched, so the value stays readable.
+/// Dropped inside `MutexGuard::unlocked`, before the lock is taken back,
+/// so it takes the lock itself.
+struct AbandonedMove<'a, D> {
+    shared: &'a Shared<D>,
+    file: &'a Arc<D>,
+    to: u64,
+    len: u64,
+    epoch: u64,
+}
+
+impl<D> AbandonedMove<'_, D> {
+    /// The copy returned: `move_down` settles the reservation.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<D> Drop for AbandonedMove<'_, D> {
+    fn drop(&mut self) {
+        let mut guard = self.shared.state.lock();
+        let state = &mut *guard;
+        state.moving = None;
+        if Arc::ptr_eq(self.file, &state.file) {
+            // Part of the copy may have landed past a cut a `clear` made.
+            state.file_len = state.file_len.max(self.to.saturating_add(self.len));
+        }
+        // After a `clear` the reservation is forgotten already.
+        if state.file_epoch == self.epoch {
+            state.in_flight = 0;
+            state.free_region(self.to, self.len);
+        }
+        self.shared.stop_writing(state);
     }
 }
 

@@ -51,10 +51,13 @@ pub enum Error {
         /// The key whose entry failed the check.
         key: Vec<u8>,
     },
-    /// Writing stopped for good: a device write panicked, on the writer
-    /// thread or on a caller's thread writing for
-    /// [`wait_for_write`](crate::SpillCache::wait_for_write). Nothing more
-    /// will be written; values not yet written stay in RAM and readable.
+    /// Writing stopped for good: a device call panicked (a write, a
+    /// defragmentation's copy, a hole punch, a truncation), on the writer
+    /// thread, a thread helping it, or a caller's thread writing for
+    /// [`wait_for_write`](crate::SpillCache::wait_for_write) or truncating
+    /// for [`clear`](crate::SpillCache::clear). Nothing more will be
+    /// written; values not yet written stay in RAM and readable, written
+    /// ones where they are.
     WriterStopped,
     /// The cache is full: the value would take the bytes waiting to be
     /// written past the bound ([`Builder::max_pending_bytes`](crate::Builder::max_pending_bytes)).

@@ -41,9 +41,14 @@
 //!   the pieces of long values until that caller is done; one thread writes
 //!   at a time. Values of other threads are left to the writer thread, so
 //!   a device that hangs never holds a caller for another thread's value.
-//! - A device write that panics, on the writer thread or on a caller's,
-//!   stops writing for good: the value stays in RAM and readable, and
-//!   waiters get [`Error::WriterStopped`] instead of a hang.
+//! - A device call that panics (a write, a defragmentation's copy, a hole
+//!   punch, a truncation), on the writer thread or on a caller's, stops
+//!   writing for good: a value being written stays in RAM, one being moved
+//!   at its old place, both readable; no reservation is leaked; and
+//!   waiters get [`Error::WriterStopped`] instead of a hang. A read that
+//!   panics fails that read only (on the caller's thread it unwinds into
+//!   the `get`; on the thread helping it decrypt it is an [`Error::Io`]):
+//!   the value stays readable and writing goes on.
 //! - Memory is bounded: the bytes waiting to be written are at most
 //!   [`Builder::max_pending_bytes`] (default 256 MiB). Past it `add` waits
 //!   for the writer, [`SpillCache::try_add`] returns [`Error::Full`] and

@@ -85,6 +85,9 @@ pub(crate) struct State<D> {
     /// The slot being written (out of the queue, still dirty), and the
     /// thread writing it.
     pub(crate) writing: Option<(usize, Mark)>,
+    /// The thread copying a value down while compacting in place, whose
+    /// move the bytes of `in_flight` are reserved for.
+    pub(crate) moving: Option<Mark>,
     /// Bytes of every value in the cache.
     pub(crate) total_size: u64,
     /// Entries waiting to be written (including the one being written).
@@ -133,6 +136,17 @@ pub(crate) struct State<D> {
     pub(crate) caller_scratch: Vec<u8>,
 }
 
+impl<D> Shared<D> {
+    /// Stops writing for good after a device call panicked: waiters and
+    /// the writer thread (which then ends) are told.
+    pub(crate) fn stop_writing(&self, state: &mut State<D>) {
+        state.writer_alive = false;
+        self.progress.notify_all();
+        self.room.notify_all();
+        self.work.notify_all();
+    }
+}
+
 /// Held by a thread while it does what the state records as under way (a
 /// write, a caller writing the queue); the state keeps its [`Mark`]. A
 /// thread that unwinds drops it, so [`State::check`] tells a record left
@@ -178,6 +192,7 @@ impl<D> State<D> {
             queue: VecDeque::new(),
             retry: VecDeque::new(),
             writing: None,
+            moving: None,
             pending_bytes: 0,
             memory_only_bytes: 0,
             held_pending: 0,
@@ -524,6 +539,19 @@ impl<D> State<D> {
                 self.in_flight
             ));
         }
+        // Bytes reserved for a write or a move belong to a thread doing it:
+        // one that unwound without giving them back leaked them.
+        let reserved_for = self
+            .writing
+            .as_ref()
+            .map(|(_, by)| by)
+            .or(self.moving.as_ref());
+        if self.in_flight > 0 && reserved_for.is_none_or(Mark::is_gone) {
+            return Err(format!(
+                "{} bytes are reserved for a write or a move that no thread is doing",
+                self.in_flight
+            ));
+        }
         if self.caller_writing.as_ref().is_some_and(Mark::is_gone) {
             return Err("a caller is recorded as writing the queue but is gone: \
                  nothing would be written again"
@@ -751,6 +779,22 @@ mod tests {
         drop(caller);
         let stuck = state.check().unwrap_err();
         assert!(stuck.contains("writing the queue"), "{stuck}");
+    }
+
+    #[test]
+    fn bytes_reserved_for_a_move_nobody_makes_fail_the_check() {
+        let mut state = State::new((), &Config::default(), u64::MAX);
+        // As an in-place move does: reserved, recorded.
+        state.reserve(5);
+        state.in_flight = 5;
+        let mover = Presence::default();
+        state.moving = Some(mover.mark());
+        state.check().unwrap();
+        drop(mover); // unwound without giving the bytes back
+        let leaked = state.check().unwrap_err();
+        assert!(leaked.contains("5 bytes are reserved"), "{leaked}");
+        state.moving = None;
+        assert!(state.check().is_err(), "reserved for nobody at all");
     }
 
     #[test]

@@ -48,6 +48,19 @@
 //! 16 tries raced by clears it reads the device directly, in one call).
 //! What the device itself returns between its change and the `clear` is
 //! the device's to guard: change the device first, then clear the tier.
+//!
+//! # One version per read across `refresh`
+//!
+//! [`ReadAt::refresh`] moves the device to its new version and then
+//! clears: between the two the device returns new bytes while the tier
+//! still holds old pieces, so a read of several pieces could take some of
+//! each. A refresh therefore counts itself in the epoch for its whole
+//! length (the epoch's low bits; `clear` steps the high ones). A read that
+//! plans while a refresh is under way reads the device directly, in one
+//! call, keeping nothing; a read whose epoch changed between its plan and
+//! its end (a refresh began, or a clear ran) starts again. So a read
+//! returns the bytes of one version whole, as the device returns them for
+//! one call.
 
 mod flight;
 mod residents;
@@ -130,9 +143,20 @@ impl Run {
     }
 }
 
+/// Added to the epoch by `clear`; the bits below count the refreshes
+/// under way (see [`Refreshing`]).
+const EPOCH_STEP: u64 = 1 << 32;
+
+/// Whether `epoch` counts a refresh under way.
+fn refreshing(epoch: u64) -> bool {
+    epoch & (EPOCH_STEP - 1) != 0
+}
+
 /// What one try of a read will do, decided under the lock.
 #[derive(Debug, Default)]
 struct Plan {
+    /// The epoch when it was made; nothing else is planned when it says a
+    /// refresh is under way.
     epoch: u64,
     present: Vec<Piece>,
     joined: Vec<(Piece, Arc<Flight>)>,
@@ -143,6 +167,8 @@ struct Plan {
 enum Try {
     Done,
     Again,
+    /// A refresh is under way: read the device directly.
+    Direct,
 }
 
 /// A [`ReadAt`] that keeps aligned chunks of a slower device `D` (object
@@ -212,7 +238,8 @@ where
     pieces_per_chunk: u32,
     budget: u64,
     state: Mutex<State>,
-    /// Bumped by `clear`, under the lock.
+    /// Stepped by `clear` (by [`EPOCH_STEP`], under the lock); its low
+    /// bits count the refreshes under way.
     epoch: AtomicU64,
     stats: Counters,
 }
@@ -565,7 +592,7 @@ where
     /// ```
     pub fn clear(&self) -> Result<()> {
         let mut state = self.state.lock();
-        self.epoch.fetch_add(1, SeqCst);
+        self.epoch.fetch_add(EPOCH_STEP, SeqCst);
         state.residents = Residents::new(self.piece_size);
         state.flights.clear();
         self.cache.clear()
@@ -660,6 +687,11 @@ where
         let mut plan = Plan::default();
         let mut state = self.state.lock();
         plan.epoch = self.epoch.load(SeqCst);
+        if refreshing(plan.epoch) {
+            // A refresh is under way: neither the pieces held nor the
+            // device's bytes are sure to be of one version.
+            return plan;
+        }
         let mut claimed_last = false;
         let mut at = pos;
         while at < end {
@@ -699,6 +731,9 @@ where
     fn try_read(&self, pos: u64, buf: &mut [u8], size: u64, failures: &mut u32) -> io::Result<Try> {
         let end = pos + buf.len() as u64;
         let plan = self.plan(pos, end, size);
+        if refreshing(plan.epoch) {
+            return Ok(Try::Direct);
+        }
         // Fetch first, so no read waits for this one longer than its fetch.
         let mut claims: Vec<Claim<'_, D, F>> = plan
             .runs
@@ -941,6 +976,24 @@ where
     }
 }
 
+/// Counts one refresh under way in the tier's epoch for as long as it
+/// lives, so no read that overlaps it is served from the tier's pieces;
+/// a device whose refresh panics does not leave it counted.
+struct Refreshing<'a>(&'a AtomicU64);
+
+impl<'a> Refreshing<'a> {
+    fn start(epoch: &'a AtomicU64) -> Self {
+        epoch.fetch_add(1, SeqCst);
+        Refreshing(epoch)
+    }
+}
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 fn key(piece: u64) -> [u8; 8] {
     piece.to_be_bytes()
 }
@@ -975,14 +1028,19 @@ where
         let mut failures = 0;
         let mut done = false;
         for _ in 0..MAX_TRIES {
-            if let Try::Done = self.try_read(pos, buf, size, &mut failures)? {
-                done = true;
-                break;
+            match self.try_read(pos, buf, size, &mut failures)? {
+                Try::Done => {
+                    done = true;
+                    break;
+                }
+                Try::Again => {}
+                Try::Direct => break,
             }
         }
         if !done {
-            // Every try raced with a clear or a failing flight: read the
-            // device itself, which returns one version, and keep nothing.
+            // A refresh is under way, or every try raced with a clear or a
+            // failing flight: read the device itself, which returns one
+            // version, and keep nothing.
             self.count_fetch(len as u64);
             self.device.read_exact_at(pos, buf)?;
         }
@@ -998,6 +1056,12 @@ where
     /// every chunk ([`clear`](SpillTier::clear)); a device that fails to
     /// refresh may have moved on, so its chunks are dropped too. One call
     /// for a stack: `PageCache::refresh` calls this.
+    ///
+    /// Reads that overlap the call return the bytes of one version whole:
+    /// while it runs they read the device directly, keeping nothing, and
+    /// a read that it crosses starts again. A device whose refresh panics
+    /// may have moved on too: the chunks are dropped before the panic
+    /// unwinds on.
     ///
     /// # Errors
     /// The device's error; or the spill file's, when truncating it fails
@@ -1017,7 +1081,15 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn refresh(&self) -> io::Result<bool> {
-        let below = self.device.refresh();
+        let _refreshing = Refreshing::start(&self.epoch);
+        let below =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.device.refresh()))
+                .unwrap_or_else(|panic| {
+                    // The device may have moved on before it panicked: its
+                    // chunks go, as after an error, and the panic goes on up.
+                    let _ = self.clear();
+                    std::panic::resume_unwind(panic)
+                });
         if matches!(below, Ok(false)) {
             return below;
         }

@@ -13,10 +13,12 @@
 //! the values it added itself, so a device that hangs holds it no longer
 //! than the write of one of its own values.
 //!
-//! A device write that panics, on whichever thread, stops writing for
-//! good (waiters get [`Error::WriterStopped`](crate::Error::WriterStopped)):
-//! the value being written goes back to the queue, in RAM and readable, and
-//! its reservation is freed.
+//! A device call that panics, on whichever thread (a write, or a piece of
+//! one on a helper thread; a defragmentation's copy; a punch; a cut),
+//! stops writing for good (waiters get
+//! [`Error::WriterStopped`](crate::Error::WriterStopped)): a value being
+//! written goes back to the queue, in RAM and readable, a value being moved
+//! stays readable at its old place, and the reservation of either is freed.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -269,20 +271,12 @@ where
             );
             keep_spare(shared, state, spare);
             wrote = true;
-            if state
-                .write_error
-                .as_ref()
-                .is_some_and(handoff::helper_panicked)
-            {
-                // The helper was the writer thread, and it is ending.
-                stop_writing(shared, state);
-            }
         }
     }));
     state.caller_writing = None;
     state.caller_scratch = scratch;
     if finished.is_err() {
-        stop_writing(shared, state);
+        shared.stop_writing(state);
         return true;
     }
     // Wake the writer thread only for work of its own (punching, cutting,
@@ -386,15 +380,6 @@ fn pop_job<D>(state: &mut State<D>) -> Option<Job> {
     }
 }
 
-/// Stops writing for good after a write panicked: waiters and the writer
-/// thread (which then ends) are told.
-fn stop_writing<D>(shared: &Shared<D>, state: &mut State<D>) {
-    state.writer_alive = false;
-    shared.progress.notify_all();
-    shared.room.notify_all();
-    shared.work.notify_all();
-}
-
 /// Armed around a device write while the lock is released: if the write
 /// unwinds (a device that panics), puts the value back at the front of the
 /// queue (it is still in RAM), frees its reservation and stops writing for
@@ -436,7 +421,7 @@ impl<D> Drop for AbandonedWrite<'_, D> {
             state.entries.set_queued(self.slot, true);
             state.queue.push_front(self.slot);
         }
-        stop_writing(self.shared, state);
+        self.shared.stop_writing(state);
     }
 }
 
@@ -474,6 +459,13 @@ where
 
     let state = &mut **guard;
     state.writing = None;
+    if result.as_ref().is_err_and(handoff::helper_panicked) {
+        // A thread helping with the pieces (the cipher thread, or the
+        // writer thread for a caller) died in the device: writing stops
+        // for good, as if the panic had been here. The value is set aside
+        // below, still dirty.
+        shared.stop_writing(state);
+    }
     if Arc::ptr_eq(&file, &state.file) {
         state.file_len = state.file_len.max(offset.saturating_add(len));
     }
@@ -636,6 +628,7 @@ mod tests {
         inner: MemDevice,
         writers: Mutex<Vec<ThreadId>>,
         panics: bool,
+        panics_on_punch: bool,
         panics_on_writer_thread: bool,
         wait_for_writer_thread: bool,
         writer_thread_wrote: Mutex<bool>,
@@ -693,6 +686,15 @@ mod tests {
         fn sync_data(&self) -> io::Result<()> {
             Ok(())
         }
+
+        /// What `blockdev::punch_hole` asks first.
+        fn as_file(&self) -> Option<&std::fs::File> {
+            assert!(
+                !self.panics_on_punch,
+                "device punch panicked (expected by the test)"
+            );
+            None
+        }
     }
 
     fn dirty(state: &State<Device>, key: &[u8]) -> bool {
@@ -723,6 +725,35 @@ mod tests {
         state.check().unwrap();
         drop(state);
         // The writer thread ends too, instead of helping a caller forever.
+        let deadline = Instant::now() + WAIT;
+        while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            assert!(Instant::now() < deadline, "the writer thread never ended");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_device_panicking_on_a_callers_punch_stops_writing_and_keeps_the_value() {
+        let running = Running::start(Device {
+            panics_on_punch: true,
+            ..Device::default()
+        });
+        let mut state = running.writer_asleep();
+        state.insert(b"k", Arc::from(&b"value"[..]), Keep::Spill);
+        // As a free of whole blocks lists them (this device's state was
+        // made unable to punch, so list one by hand).
+        state.to_punch.push((0, 4096));
+        assert!(write_here(&running.shared, &mut state, None), "tried");
+        assert!(!state.writer_alive, "reported as stopped");
+        assert!(dirty(&state, b"k"), "still in RAM");
+        assert_eq!(
+            (state.queue.len(), state.in_flight, state.holes.end()),
+            (1, 0, 0),
+            "still queued, nothing reserved"
+        );
+        assert!(state.caller_writing.is_none());
+        state.check().unwrap();
+        drop(state);
         let deadline = Instant::now() + WAIT;
         while !running.thread.as_ref().is_some_and(JoinHandle::is_finished) {
             assert!(Instant::now() < deadline, "the writer thread never ended");

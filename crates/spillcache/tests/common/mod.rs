@@ -14,6 +14,7 @@ use spillcache::{Builder, Error, SpillCache};
 
 pub mod gate;
 pub mod hooked;
+pub mod panicky;
 
 /// Long enough for a loaded CI machine; tests normally finish in microseconds.
 pub const WAIT: Duration = Duration::from_secs(30);
