@@ -99,6 +99,10 @@ pub(crate) fn add_stats(total: &mut ReadAheadStats, more: ReadAheadStats) {
     total.unused_bytes += more.unused_bytes;
     total.failed += more.failed;
     total.buffered_bytes += more.buffered_bytes;
+    total.cancelled += more.cancelled;
+    // Peaks of different devices need not coincide: the largest is what
+    // is known to have been held at once.
+    total.peak_buffered_bytes = total.peak_buffered_bytes.max(more.peak_buffered_bytes);
 }
 
 #[cfg(test)]
@@ -112,5 +116,20 @@ mod tests {
         assert_eq!(part_size(12 << 20), 1 << 20);
         assert_eq!(part_size(1 << 10), MIN_PART_SIZE);
         assert_eq!(part_size(1 << 40), PART_SIZE);
+    }
+
+    #[test]
+    fn stats_of_several_devices_add_their_counts_and_keep_the_largest_peak() {
+        let mut total = ReadAheadStats::default();
+        for (cancelled, peak) in [(2, 5 << 20), (3, 1 << 20)] {
+            let mut more = ReadAheadStats::default();
+            more.cancelled = cancelled;
+            more.peak_buffered_bytes = peak;
+            more.gets = 1;
+            add_stats(&mut total, more);
+        }
+        assert_eq!(total.gets, 2);
+        assert_eq!(total.cancelled, 5);
+        assert_eq!(total.peak_buffered_bytes, 5 << 20);
     }
 }

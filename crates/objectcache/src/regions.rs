@@ -102,7 +102,7 @@ impl State {
         self.dead
             .push(version.base..version.base + padded_len(version.meta.size, align));
         self.readers.retain(|reader| reader.base != version.base);
-        // Its buffer goes with it; GETs in flight finish unheard.
+        // Its buffer goes with it, and its GETs in flight are aborted.
         let device = version.device();
         device.limit_read_ahead(0);
         add_stats(&mut self.retired, retired_stats(&device));
@@ -318,7 +318,7 @@ impl Regions {
     }
 
     /// Gives `version` a device holding at most `read_ahead` bytes ahead;
-    /// the old one drops what it holds (GETs in flight finish unheard).
+    /// the old one drops what it holds and aborts its GETs in flight.
     fn reshape(&self, state: &mut State, version: &Version, read_ahead: u64) {
         let Some(device) = self.devices.make(&self.store, &version.meta, read_ahead) else {
             return;
