@@ -211,6 +211,8 @@ struct Plan {
     corruption: Corruption,
     /// The `will_need` hints passed on, oldest first.
     hints: Vec<(u64, u64)>,
+    /// The `limit_read_ahead` bounds passed on, oldest first.
+    read_ahead_limits: Vec<u64>,
 }
 
 /// A device that forwards to `D` but fails, shortens or corrupts the calls a
@@ -500,6 +502,21 @@ impl<D> FaultyDevice<D> {
     pub fn hints(&self) -> Vec<(u64, u64)> {
         self.plan.lock().hints.clone()
     }
+
+    /// The read-ahead bounds ([`ReadAt::limit_read_ahead`]) passed on to
+    /// the wrapped device, oldest first: what a cache above gave it.
+    ///
+    /// ```
+    /// use blockdev::{FaultyDevice, MemDevice, ReadAt};
+    ///
+    /// let dev = FaultyDevice::new(MemDevice::new());
+    /// dev.limit_read_ahead(8 << 20);
+    /// dev.limit_read_ahead(0);
+    /// assert_eq!(dev.read_ahead_limits(), [8 << 20, 0]);
+    /// ```
+    pub fn read_ahead_limits(&self) -> Vec<u64> {
+        self.plan.lock().read_ahead_limits.clone()
+    }
 }
 
 impl<D: fmt::Debug> fmt::Debug for FaultyDevice<D> {
@@ -543,8 +560,10 @@ impl<D: ReadAt> ReadAt for FaultyDevice<D> {
         self.inner.will_need(pos, len);
     }
 
-    /// Passed on, like [`will_need`](ReadAt::will_need).
+    /// Recorded (see [`read_ahead_limits`](FaultyDevice::read_ahead_limits))
+    /// and passed on, like [`will_need`](ReadAt::will_need).
     fn limit_read_ahead(&self, max_bytes: u64) {
+        self.plan.lock().read_ahead_limits.push(max_bytes);
         self.inner.limit_read_ahead(max_bytes);
     }
 

@@ -2,10 +2,7 @@
 //! ahead of it; random reads never do; a cap of zero turns it off; the
 //! cap bounds what the device holds ahead too.
 
-use std::io;
-use std::sync::Mutex;
-
-use blockdev::{FaultyDevice, MemDevice, ReadAt};
+use blockdev::{FaultyDevice, MemDevice};
 use pagecache::{ByteSourceExt, PageCache};
 
 /// Zeroed memory that records the hints it is given.
@@ -106,32 +103,11 @@ fn random_reads_ahead_of_a_scan_neither_hint_nor_take_its_stream() -> Result<(),
     Ok(())
 }
 
-/// Memory that records the read-ahead limits it is given.
-#[derive(Default)]
-struct Limited {
-    bytes: MemDevice,
-    limits: Mutex<Vec<u64>>,
-}
-
-impl ReadAt for Limited {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.bytes.size()
-    }
-
-    fn limit_read_ahead(&self, max_bytes: u64) {
-        self.limits.lock().unwrap().push(max_bytes);
-    }
-}
-
 #[test]
 fn the_cache_bounds_its_devices_read_ahead_with_its_own() -> Result<(), pagecache::Error> {
     let limits = |builder: pagecache::Builder| -> Result<Vec<u64>, pagecache::Error> {
-        let cache = builder.build(Limited::default())?;
-        Ok(cache.device().limits.lock().unwrap().clone())
+        let cache = builder.build(FaultyDevice::new(MemDevice::new()))?;
+        Ok(cache.device().read_ahead_limits())
     };
     assert_eq!(limits(PageCache::builder().read_ahead(0))?, [0]);
     assert_eq!(limits(PageCache::builder().read_ahead(3 << 20))?, [3 << 20]);

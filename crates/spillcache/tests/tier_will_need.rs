@@ -1,9 +1,6 @@
 //! `SpillTier` passes read-ahead hints on to its device: whole chunks,
 //! only the span of chunks it lacks; and read-ahead limits, as they are.
 
-use std::io;
-use std::sync::Mutex;
-
 use blockdev::{FaultyDevice, MemDevice, ReadAt};
 use spillcache::SpillTier;
 
@@ -22,36 +19,13 @@ fn a_hint_reaches_the_device_as_the_chunks_the_tier_lacks() -> Result<(), Box<dy
     Ok(())
 }
 
-/// Memory that records the read-ahead limits it is given.
-#[derive(Default)]
-struct Limited {
-    bytes: MemDevice,
-    limits: Mutex<Vec<u64>>,
-}
-
-impl ReadAt for Limited {
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.bytes.read_at(pos, buf)
-    }
-
-    fn size(&self) -> io::Result<u64> {
-        self.bytes.size()
-    }
-
-    fn limit_read_ahead(&self, max_bytes: u64) {
-        self.limits.lock().unwrap().push(max_bytes);
-    }
-}
-
 #[test]
 fn a_read_ahead_limit_reaches_the_device() -> Result<(), Box<dyn std::error::Error>> {
-    let device = Limited {
-        bytes: MemDevice::from_vec(vec![3; 10_000]),
-        limits: Mutex::default(),
-    };
+    // Records the limits it is given.
+    let device = FaultyDevice::new(MemDevice::from_vec(vec![3; 10_000]));
     let tier = SpillTier::with_chunk_size(&device, std::env::temp_dir(), 1 << 20, 1000)?;
     tier.limit_read_ahead(8 << 20);
     tier.limit_read_ahead(0);
-    assert_eq!(*device.limits.lock().unwrap(), [8 << 20, 0]);
+    assert_eq!(device.read_ahead_limits(), [8 << 20, 0]);
     Ok(())
 }
