@@ -622,7 +622,8 @@ mod tests {
     /// Records the thread behind every write; panics instead of writing
     /// when `panics`; with `wait_for_writer_thread`, holds other threads'
     /// writes until the writer thread has made one (and, once `sleeps_in`
-    /// is set, until it sleeps again).
+    /// is set, until it sleeps again), and the writer thread's until another
+    /// thread has begun one.
     #[derive(Default)]
     struct Device {
         inner: MemDevice,
@@ -632,6 +633,9 @@ mod tests {
         panics_on_writer_thread: bool,
         wait_for_writer_thread: bool,
         writer_thread_wrote: Mutex<bool>,
+        /// Set (under `writer_thread_wrote`'s lock) once a thread other
+        /// than the writer thread has begun a write.
+        caller_began: Mutex<bool>,
         changed: Condvar,
         sleeps_in: OnceLock<Weak<Shared<Device>>>,
     }
@@ -658,6 +662,16 @@ mod tests {
             assert!(!self.panics, "device write panicked (expected by the test)");
             let mut wrote = self.writer_thread_wrote.lock();
             if thread::current().name() == Some("spillcache-writer") {
+                if self.wait_for_writer_thread {
+                    // Not before the caller has begun a write of its own:
+                    // else a caller descheduled after handing out the
+                    // pieces finds the writer thread has taken them all.
+                    let deadline = Instant::now() + WAIT;
+                    while !*self.caller_began.lock()
+                        && !self.changed.wait_until(&mut wrote, deadline).timed_out()
+                    {
+                    }
+                }
                 *wrote = true;
                 self.changed.notify_all();
                 drop(wrote);
@@ -666,6 +680,8 @@ mod tests {
                     "device write panicked on the writer thread (expected by the test)"
                 );
             } else if self.wait_for_writer_thread {
+                *self.caller_began.lock() = true;
+                self.changed.notify_all();
                 // Bounded: a writer thread that never helps fails the test.
                 let deadline = Instant::now() + WAIT;
                 while !*wrote && !self.changed.wait_until(&mut wrote, deadline).timed_out() {}
