@@ -188,6 +188,13 @@ fn sleep<D>(shared: &Shared<D>, state: &mut MutexGuard<'_, State<D>>) {
     };
     let until = earliest(retry_at, state.defrag_not_before);
     let until = earliest(until, shared.recycler.expires_at());
+    // Checked again under the lock just before waiting: the loop's checks
+    // may be older than a release of the lock (punching holes, writing),
+    // and a drop that set `shutting_down` and notified meanwhile would
+    // otherwise be missed, leaving the drop joining a sleeping thread.
+    if state.shutting_down || !state.writer_alive {
+        return;
+    }
     state.writer_idle = true;
     state.writer_wakes_at = until;
     wait(shared, state, until);
